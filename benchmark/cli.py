@@ -1,0 +1,178 @@
+"""Command line: python -m benchmark run | list | report | status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+
+DEFAULT_OUTPUT = pathlib.Path("results/runs/default")
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.handler(args)
+    except (UsageError, LookupError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=(
+        "Benchmark harness for open-vocabulary video semantic segmentation (OV-VSS)."))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="evaluate methods on dataset settings",
+                              description="Evaluate every method on every dataset setting; finished cells are skipped.")
+    run.add_argument("--methods", default="all", help="'all' or NAME,NAME,... (see `list methods`)")
+    run.add_argument("--datasets", default="all",
+                     help="'all' (real datasets found under the data root, else synthetic) or NAME[:SETTING],...")
+    run.add_argument("--protocol", default="intended", choices=["intended", "official"],
+                     help="label handling: the intended mapping or the authors' (see README)")
+    run.add_argument("--executor", default="debug", choices=["debug", "local"],
+                     help="debug: in this process; local: each cell in its own process")
+    run.add_argument("--workers", type=int, default=1, help="cells run at once by the local executor")
+    run.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT, help="run folder (default %(default)s)")
+    run.add_argument("--plugin", action="append", default=[], help="a .py file or module that defines methods (repeatable)")
+    run.add_argument("--opt", action="append", default=[], metavar="NAME.KEY=VALUE", help="a method option (repeatable)")
+    run.add_argument("--dataset-opt", action="append", default=[], metavar="NAME.KEY=VALUE",
+                     help="a dataset option, e.g. synthetic.videos=8 (repeatable)")
+    run.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                     help="weights a trainable method loads before evaluation (repeatable)")
+    run.add_argument("--data-root", type=pathlib.Path, default=None,
+                     help="folder holding the datasets (default: $BENCHMARK_DATA_ROOT or datasets/)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--vc-rule", default="vspw", choices=["vspw", "authors", "complete"],
+                     help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
+    run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
+    run.set_defaults(handler=cmd_run)
+
+    listing = commands.add_parser("list", help="list methods or datasets")
+    listing.add_argument("what", choices=["methods", "datasets"])
+    listing.add_argument("--plugin", action="append", default=[], help="also list the methods this file or module defines")
+    listing.add_argument("--data-root", type=pathlib.Path, default=None)
+    listing.set_defaults(handler=cmd_list)
+
+    report = commands.add_parser("report", help="print and write the tables of a run folder")
+    report.add_argument("dir", type=pathlib.Path)
+    report.set_defaults(handler=cmd_report)
+
+    status = commands.add_parser("status", help="show the state of every cell of a run folder")
+    status.add_argument("dir", type=pathlib.Path)
+    status.set_defaults(handler=cmd_status)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import executors, plan, registry, reports
+    from benchmark.runner import RunContext
+    from benchmark.store import RunStore
+
+    plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in args.plugin]
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    methods = plan.expand_methods(args.methods)
+    if not methods:
+        raise UsageError("no methods to run; name them with --methods or add a --plugin")
+    datasets, note = plan.expand_datasets(args.datasets, args.data_root)
+    if note:
+        print(note)
+    checkpoints = {}
+    for item in args.checkpoint:
+        name, eq, path = item.partition("=")
+        if not (eq and name and path):
+            raise UsageError(f"--checkpoint {item!r}: expected NAME=PATH")
+        if not pathlib.Path(path).is_file():
+            raise UsageError(f"--checkpoint {item!r}: no file {path}")
+        checkpoints[name] = str(pathlib.Path(path).resolve())
+    cells = plan.build(methods, datasets, args.protocol, plan.parse_assignments(args.opt, "--opt"),
+                       plan.parse_assignments(args.dataset_opt, "--dataset-opt"), checkpoints, args.seed, args.vc_rule)
+    data_root = str(args.data_root.resolve()) if args.data_root else None
+    context = RunContext(str(args.output.resolve()), plugins, data_root, args.device, args.force)
+    store = RunStore(args.output)
+    store.write_plan([c.to_dict() for c in cells], {"plugins": plugins, "data_root": data_root,
+                                                    "device": args.device, "argv": sys.argv[1:]})
+    finished = [] if args.force else [c for c in cells if (store.read_result(c.id) or {}).get("status") == "done"]
+    todo = [c for c in cells if c not in finished]
+    print(f"{len(cells)} cells ({len(finished)} finished already) -> {args.output}")
+
+    def announce(result):
+        metrics = result.get("metrics") or {}
+        shown = f"mIoU {metrics['mIoU']:.2f}" if metrics.get("mIoU") is not None else result.get("error", {}).get("message", "")
+        print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
+
+    results = executors.execute(todo, context, args.executor, args.workers, announce)
+    table, paths = reports.write_tables(args.output)
+    print(reports.format_table(table[table["cell"].isin([c.id for c in cells])]))
+    print(f"tables: {', '.join(str(p) for p in paths)}")
+    failed = [r for r in results if r.get("status") != "done"]
+    for result in failed:
+        print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark import registry
+
+    if args.what == "methods":
+        for plugin in args.plugin:
+            registry.load_plugin(plugin)
+        for name, source in registry.available().items():
+            print(f"{name:24s} {registry.describe(name)}  [{source}]")
+        return 0
+    from benchmark.data import catalog
+    from benchmark.data.cards import load_card
+    from benchmark.data.settings import SETTINGS
+
+    for name in catalog.DATASETS:
+        card = load_card(name)
+        where = "generated on first use" if name == "synthetic" else (
+            str(catalog.locate(name, args.data_root) or "not found under the data root"))
+        print(f"{name:12s} settings {', '.join(SETTINGS)} (default {card['default_setting']}); "
+              f"{len(card['classes'])} classes, {card['num_seen']} seen; {where}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark import reports
+
+    if not (args.dir / "cells").is_dir():
+        raise UsageError(f"{args.dir} has no cells/ folder; pass the --output folder of a run")
+    table, paths = reports.write_tables(args.dir)
+    print(reports.format_table(table))
+    print(reports.POLICY_NOTE)
+    print(f"tables: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from benchmark.store import RunStore
+
+    store = RunStore(args.dir)
+    recorded = store.read_plan()
+    if recorded is None:
+        raise UsageError(f"{args.dir} has no plan.json; pass the --output folder of a run")
+    counts: dict[str, int] = {}
+    for cell in recorded["cells"]:
+        result = store.read_result(cell["id"])
+        partial = store.load_video_states(cell["id"])
+        if result is not None:
+            state = result["status"]
+        else:
+            state = f"started ({len(partial)} videos saved)" if partial else "pending"
+        detail = ""
+        if result is not None and result["status"] == "failed":
+            detail = " " + result.get("error", {}).get("message", "")
+        counts[state.split(" ")[0]] = counts.get(state.split(" ")[0], 0) + 1
+        print(f"{state:28s} {cell['id']}{detail}")
+    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    return 0

@@ -1,0 +1,141 @@
+"""The contract between the harness and the methods it evaluates.
+
+A method sees videos (frames only, never ground truth) and a vocabulary of class names, and yields
+one integer label map per annotated frame. Defining a subclass of `Method` with a `name` registers it.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import pathlib
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+#: The label a method returns for "none of these names": a miss for the pixel's class, and no
+#: class's false positive.
+ABSTAIN = 255
+
+
+class Video:
+    """One video: frames load lazily from their files, in temporal order.
+
+    `annotated` lists the frame indices that have ground truth; `segment` yields one map for each,
+    in that order. The last few decoded frames are kept, because video methods revisit neighbours.
+    """
+
+    def __init__(self, name: str, frame_paths: Sequence[pathlib.Path], annotated: Sequence[int],
+                 cache_size: int = 16):
+        self.name = name
+        self._paths = [pathlib.Path(p) for p in frame_paths]
+        self.annotated = list(annotated)
+        bad = [i for i in self.annotated if not 0 <= i < len(self._paths)]
+        if bad:
+            raise ValueError(f"video {name}: annotated frame indices {bad} are outside 0..{len(self._paths) - 1}")
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __repr__(self) -> str:
+        return f"Video({self.name!r}, frames={len(self)}, annotated={len(self.annotated)})"
+
+    def path(self, i: int) -> pathlib.Path:
+        """The source file of frame i."""
+        return self._paths[i]
+
+    def frame_id(self, i: int) -> str:
+        """The frame's id as the dataset names it (the file name without extension)."""
+        return self._paths[i].stem
+
+    def frame(self, i: int) -> torch.Tensor:
+        """Frame i as uint8 RGB, shape [3, H, W]."""
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        from PIL import Image
+
+        path = self._paths[i]
+        try:
+            with Image.open(path) as image:
+                array = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError) as error:
+            raise OSError(f"video {self.name}: cannot read frame {i} from {path}: {error}") from error
+        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+        self._cache[i] = tensor
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tensor
+
+
+class Method(abc.ABC):
+    """A segmentation method under evaluation.
+
+    Subclasses take their options as keyword arguments of `__init__` (the CLI passes
+    `--opt NAME.KEY=VALUE`), build their model in `setup`, and yield label maps from `segment`.
+    """
+
+    name: ClassVar[str]
+    #: True when the method uses frames other than the one it labels.
+    video: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            from benchmark import registry
+
+            registry.register(cls)
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(
+                f"method {type(self).__name__} takes no options but got {sorted(options)}; "
+                "declare them as keyword arguments of its __init__")
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """The keyword arguments of `__init__` with their defaults (recorded with every result)."""
+        signature = inspect.signature(cls.__init__)
+        return {k: p.default for k, p in signature.parameters.items()
+                if k != "self" and p.default is not inspect.Parameter.empty
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+    @abc.abstractmethod
+    def setup(self, vocabulary: list[str], device: torch.device) -> None:
+        """Prepare for segmenting with these class names on this device."""
+
+    @abc.abstractmethod
+    def segment(self, video: Video) -> Iterator[torch.Tensor]:
+        """Yield one integer map [H, W] per annotated frame, in order.
+
+        Values index the vocabulary, or are ABSTAIN for "none of these".
+        """
+
+
+class ImageMethod(Method):
+    """A method that labels each frame on its own."""
+
+    def segment(self, video: Video) -> Iterator[torch.Tensor]:
+        for i in video.annotated:
+            yield self.segment_frame(video.frame(i))
+
+    @abc.abstractmethod
+    def segment_frame(self, image: torch.Tensor) -> torch.Tensor:
+        """Label one uint8 RGB frame [3, H, W]; return an integer map [H, W]."""
+
+
+class TrainableMethod(Method):
+    """A method that learns on the seen classes before it is evaluated."""
+
+    @abc.abstractmethod
+    def fit(self, train: Any, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
+        """Train on `train` with the seen `vocabulary`; return the checkpoint's path."""
+
+    @abc.abstractmethod
+    def load(self, checkpoint: pathlib.Path) -> None:
+        """Load trained weights (with `torch.load(..., weights_only=True)`)."""

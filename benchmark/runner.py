@@ -1,0 +1,218 @@
+"""Run one cell: data -> method -> metrics -> result file.
+
+Every video's counts are saved as soon as the video is done, so a killed cell resumes where it
+stopped; the final numbers are merged from the per-video states in dataset order, so a resumed (or
+sharded) cell gives exactly the numbers of an uninterrupted one. A failing method fails its cell,
+with a message naming the method, the video and the frame, and never stops other cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import random
+import sys
+import time
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmark import registry
+from benchmark.data import catalog, vspw
+from benchmark.interface import Video
+from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
+from benchmark.plan import Cell
+from benchmark.store import RunStore, now, provenance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What every cell of a run shares (and what a separate process needs to run one)."""
+
+    output: str
+    plugins: list[str] = field(default_factory=list)
+    data_root: str | None = None
+    device: str = "auto"
+    force: bool = False
+
+
+class CellFailure(Exception):
+    """A failure attributed to the method or the data, with where it happened."""
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    """Run a cell (given as `Cell.to_dict()`, so it crosses process boundaries) and return its
+    result, which is also written to the store."""
+    cell = Cell.from_dict(cell_data)
+    store = RunStore(context.output)
+    if context.force:
+        store.clear_partial(cell.id)
+    else:
+        previous = store.read_result(cell.id)
+        if previous is not None and previous.get("status") == "done":
+            return previous
+    result: dict[str, Any] = {"cell": cell.to_dict(), "status": "running", "provenance": provenance(cell.seed)}
+    result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins})
+    try:
+        _evaluate(cell, context, store, result)
+        result["status"] = "done"
+        store.write_result(result)
+        store.clear_partial(cell.id)
+    except Exception as error:  # recorded in the cell's result; other cells go on
+        result["status"] = "failed"
+        result["error"] = {"message": f"{type(error).__name__}: {error}" if not isinstance(error, CellFailure)
+                           else str(error), "traceback": traceback.format_exc()}
+        log.error("cell %s failed: %s", cell.id, result["error"]["message"])
+    result["provenance"]["end_time"] = now()
+    store.write_result(result)
+    return result
+
+
+def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str, Any]) -> None:
+    for plugin in context.plugins:
+        registry.load_plugin(plugin)
+    data_root = pathlib.Path(context.data_root) if context.data_root else None
+    evaluation = catalog.open_evaluation(cell.dataset, cell.setting, cell.protocol, data_root, cell.dataset_options)
+    setting = evaluation.setting
+    result.update(vocabulary=setting.vocabulary, class_names=setting.class_names, groups=setting.groups,
+                  data={"root": str(evaluation.root), "split": evaluation.split, "videos": len(evaluation.videos)})
+
+    _seed_everything(cell.seed)
+    device = resolve_device(context.device)
+    method = registry.create(cell.method, **cell.options)
+    if cell.checkpoint:
+        method.load(pathlib.Path(cell.checkpoint))
+    started = time.perf_counter()
+    method.setup(list(setting.vocabulary), device)
+    timing = {"setup_s": time.perf_counter() - started, "segment_s": 0.0}
+
+    states = store.load_video_states(cell.id)
+    if states:
+        log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(states), len(evaluation.videos))
+    todo = [record for record in evaluation.videos if record.name not in states]
+    progress = _Progress(sum(len(r.annotated) for r in todo), cell.id)
+    for record in todo:
+        _seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
+        started = time.perf_counter()
+        states[record.name] = _evaluate_video(method, cell, setting, record, progress)
+        timing["segment_s"] += time.perf_counter() - started
+        store.save_video_state(cell.id, record.name, states[record.name])
+    progress.close()
+
+    confusion = ConfusionMatrix(len(setting.class_names))
+    consistency = VideoConsistency(rule=cell.vc_rule)
+    frames = 0
+    for record in evaluation.videos:  # dataset order, whatever order the states were computed in
+        state = states[record.name]
+        confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
+        consistency.merge(VideoConsistency.from_state(state["vc"]))
+        frames += state["frames"]
+    metrics, per_class = confusion.compute(setting.class_names, setting.groups)
+    metrics.update(consistency.compute())
+    timing["frames_per_s"] = frames / timing["segment_s"] if timing["segment_s"] else None
+    result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
+                  counts={"videos": len(evaluation.videos), "frames": frames,
+                          "scored_pixels": int(confusion.counts.sum())},
+                  timing=timing)
+
+
+def _evaluate_video(method, cell: Cell, setting, record: vspw.VideoRecord, progress) -> dict[str, Any]:
+    video = Video(record.name, record.frames, record.annotated)
+    confusion = ConfusionMatrix(len(setting.class_names))
+    consistency = VideoConsistency(rule=cell.vc_rule)
+    consistency.start_video(len(video.annotated))
+    where = f"method {cell.method}, video {record.name}"
+    try:
+        maps = iter(method.segment(video))
+    except Exception as error:
+        raise CellFailure(f"{where}: segment() raised {type(error).__name__}: {error}") from error
+    for index in video.annotated:
+        frame = f"{where}, frame {index} ({video.frame_id(index)})"
+        try:
+            prediction = next(maps)
+        except StopIteration:
+            raise CellFailure(f"{frame}: segment() stopped after fewer label maps than the "
+                              f"{len(video.annotated)} annotated frames; yield one per annotated frame") from None
+        except Exception as error:
+            raise CellFailure(f"{frame}: segment() raised {type(error).__name__}: {error}") from error
+        raw = vspw.read_mask(record.masks[index])
+        try:
+            prediction = _as_array(prediction)
+            check_prediction(prediction, len(setting.vocabulary), raw.shape)
+        except PredictionError as error:
+            raise CellFailure(f"{frame}: {error}") from error
+        confusion.update(setting.ground_truth(raw), setting.score_labels(prediction))
+        consistency.update(raw, prediction)
+        progress.update(1)
+    if next(maps, None) is not None:
+        raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")
+    return {"video": record.name, "frames": len(video.annotated),
+            "confusion": _confusion_to_sparse(confusion), "vc": consistency.state()}
+
+
+def _as_array(prediction: Any) -> np.ndarray:
+    if hasattr(prediction, "detach"):
+        prediction = prediction.detach().cpu().numpy()
+    if not isinstance(prediction, np.ndarray):
+        raise PredictionError(f"segment() yielded a {type(prediction).__name__}; expected an integer torch.Tensor [H, W]")
+    return prediction
+
+
+def _confusion_to_sparse(confusion: ConfusionMatrix) -> list[list[int]]:
+    rows, cols = np.nonzero(confusion.counts)
+    return [[int(r), int(c), int(confusion.counts[r, c])] for r, c in zip(rows, cols)]
+
+
+def _sparse_to_confusion(entries: list[list[int]], num_classes: int) -> ConfusionMatrix:
+    confusion = ConfusionMatrix(num_classes)
+    for row, col, count in entries:
+        confusion.counts[row, col] += count
+    return confusion
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _Progress:
+    """tqdm on a terminal; in a batch job, a plain log line at most every LOG_SECONDS and at the end."""
+
+    LOG_SECONDS = 30.0
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self.last_log = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty() and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label[:40], unit="frame", leave=False)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.last_log >= self.LOG_SECONDS or self.done == self.total:
+            self.last_log = time.monotonic()
+            log.info("%s: %d/%d frames", self.label, self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,129 @@
+"""Results on disk. Everything a run produces lives under its output folder:
+
+    DIR/plan.json                 the cells of the last `run` into DIR
+    DIR/cells/<cell-id>.json      one result per cell (written atomically: temp file + rename)
+    DIR/partial/<cell-id>/*.json  per-video state of an unfinished cell (resume, shards)
+    DIR/jobs/                     logs of cells run as separate processes (local executor)
+    DIR/tables/                   tables built by `report`
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+from importlib import metadata
+from typing import Any
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+VERSIONED_PACKAGES = ("ovvss-benchmark", "torch", "torchvision", "numpy", "open_clip_torch", "timm",
+                      "segment-anything", "pandas", "pillow")
+
+
+def atomic_write_json(path: pathlib.Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle, indent=1, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: pathlib.Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); delete it to recompute what it held") from error
+
+
+class RunStore:
+    def __init__(self, root: pathlib.Path | str):
+        self.root = pathlib.Path(root)
+        self.cells_dir = self.root / "cells"
+        self.jobs_dir = self.root / "jobs"
+        self.tables_dir = self.root / "tables"
+
+    def result_path(self, cell_id: str) -> pathlib.Path:
+        return self.cells_dir / f"{cell_id}.json"
+
+    def read_result(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.result_path(cell_id)
+        return read_json(path) if path.is_file() else None
+
+    def write_result(self, result: dict[str, Any]) -> pathlib.Path:
+        path = self.result_path(result["cell"]["id"])
+        atomic_write_json(path, result)
+        return path
+
+    def results(self) -> list[dict[str, Any]]:
+        return [read_json(p) for p in sorted(self.cells_dir.glob("*.json"))]
+
+    def partial_dir(self, cell_id: str) -> pathlib.Path:
+        return self.root / "partial" / cell_id
+
+    def save_video_state(self, cell_id: str, video: str, state: dict[str, Any]) -> None:
+        atomic_write_json(self.partial_dir(cell_id) / f"{video}.json", state)
+
+    def load_video_states(self, cell_id: str) -> dict[str, dict[str, Any]]:
+        folder = self.partial_dir(cell_id)
+        return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+    def clear_partial(self, cell_id: str) -> None:
+        shutil.rmtree(self.partial_dir(cell_id), ignore_errors=True)
+
+    def write_plan(self, cells: list[dict[str, Any]], context: dict[str, Any]) -> None:
+        atomic_write_json(self.root / "plan.json", {"cells": cells, "context": context})
+
+    def read_plan(self) -> dict[str, Any] | None:
+        path = self.root / "plan.json"
+        return read_json(path) if path.is_file() else None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_state() -> dict[str, Any]:
+    """The harness checkout's commit and whether it has uncommitted changes (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(REPOSITORY), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def provenance(seed: int) -> dict[str, Any]:
+    """Where and with what a result was computed; `end_time` is filled in when it finishes."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        **git_state(),
+        "packages": versions,
+        "python": platform.python_version(),
+        "seed": seed,
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "start_time": now(),
+        "end_time": None,
+    }
