@@ -11,10 +11,12 @@ import inspect
 import pathlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads when a frame does, so `list` and `--help` stay fast
+    import torch
 
 #: The label a method returns for "none of these names": a miss for the pixel's class, and no
 #: class's false positive.
@@ -58,6 +60,7 @@ class Video:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
+        import torch
         from PIL import Image
 
         path = self._paths[i]

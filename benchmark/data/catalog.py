@@ -71,8 +71,19 @@ def expand(specs: list[str], data_root: pathlib.Path | None = None) -> tuple[lis
     pairs = []
     for spec in specs:
         name, setting = parse(spec)
+        if name != "synthetic" and locate(name, data_root) is None:
+            raise _not_found(name, data_root)
         pairs.append((name, setting or load_card(name)["default_setting"]))
     return list(dict.fromkeys(pairs)), note
+
+
+def _not_found(name: str, data_root: pathlib.Path | None) -> DatasetNotFoundError:
+    card = load_card(name)
+    base = pathlib.Path(data_root or default_data_root())
+    looked = ", ".join(str(base / f / f"{card['eval_split']}.txt") for f in card["folders"])
+    return DatasetNotFoundError(
+        f"dataset {name} not found: looked for {looked}. Put the dataset under the data root "
+        "or point --data-root (or BENCHMARK_DATA_ROOT) at the folder that holds it.")
 
 
 def open_evaluation(name: str, setting: str, protocol: str = "intended", data_root: pathlib.Path | None = None,
@@ -80,11 +91,7 @@ def open_evaluation(name: str, setting: str, protocol: str = "intended", data_ro
     card = load_card(name)
     root = locate(name, data_root, options)
     if root is None:
-        base = pathlib.Path(data_root or default_data_root())
-        looked = ", ".join(str(base / f / f"{card['eval_split']}.txt") for f in card["folders"])
-        raise DatasetNotFoundError(
-            f"dataset {name} not found: looked for {looked}. Put the dataset under the data root "
-            "or point --data-root (or BENCHMARK_DATA_ROOT) at the folder that holds it.")
+        raise _not_found(name, data_root)
     split = split or card["eval_split"]
     eval_setting = make_setting(name, card["classes"], card["num_seen"], setting, protocol)
     return Evaluation(eval_setting, root, split, vspw.read_videos(root, split))

@@ -1,0 +1,32 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PLUGINS = pathlib.Path(__file__).resolve().parent / "plugins"
+TEST_METHODS = PLUGINS / "methods_for_tests.py"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Generated datasets go to a per-session folder (and subprocesses inherit it)."""
+    cache = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("BENCHMARK_CACHE")
+    os.environ["BENCHMARK_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("BENCHMARK_CACHE", None)
+    else:
+        os.environ["BENCHMARK_CACHE"] = previous
+
+
+def run_cli(*args, cwd=None, check=None, **kwargs):
+    """`python -m benchmark ARGS` in a real subprocess; returns the CompletedProcess."""
+    done = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=600, **kwargs)
+    if check is not None and done.returncode != check:
+        raise AssertionError(f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+    return done

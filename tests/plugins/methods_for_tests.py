@@ -1,0 +1,120 @@
+"""Methods used by the test suite, loaded through --plugin exactly as a user's file would be."""
+
+import os
+import pathlib
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmark import ABSTAIN, ImageMethod, Method
+from benchmark.data.cards import load_card
+from benchmark.data.settings import display_name
+
+
+def _read_truth(frame_path: pathlib.Path) -> np.ndarray:
+    # VSPW layout: data/<video>/origin/<id>.jpg -> data/<video>/mask/<id>.png
+    return np.asarray(Image.open(frame_path.parent.parent / "mask" / f"{frame_path.stem}.png"))
+
+
+class Oracle(Method):
+    """Reads the ground truth from disk: 100 on every setting (a harness check, not a method)."""
+
+    name = "test-oracle"
+
+    def __init__(self, dataset: str = "synthetic", delay: float = 0.0, noise: float = 0.0):
+        super().__init__()
+        self.dataset, self.delay, self.noise = dataset, delay, noise
+
+    def setup(self, vocabulary, device):
+        names = [display_name(c) for c in load_card(self.dataset)["classes"]]
+        self.lookup = np.full(256, ABSTAIN, dtype=np.int64)
+        for raw, name in enumerate(names, start=1):
+            if name in vocabulary:
+                self.lookup[raw] = vocabulary.index(name)
+        self.num_labels = len(vocabulary)
+
+    def segment(self, video):
+        for i in video.annotated:
+            time.sleep(self.delay)
+            labels = torch.from_numpy(self.lookup[_read_truth(video.path(i))])
+            if self.noise:  # from the global generator: the runner seeds it per video
+                flip = torch.rand(labels.shape) < self.noise
+                labels[flip] = torch.randint(self.num_labels, (int(flip.sum()),))
+            yield labels
+
+
+class Constant(ImageMethod):
+    """Labels every pixel with one vocabulary index."""
+
+    name = "test-constant"
+
+    def __init__(self, label: int = 0):
+        super().__init__()
+        self.label = label
+
+    def setup(self, vocabulary, device):
+        pass
+
+    def segment_frame(self, image):
+        return torch.full(image.shape[1:], self.label, dtype=torch.int64)
+
+
+class Abstain(ImageMethod):
+    """Says "none of these" everywhere."""
+
+    name = "test-abstain"
+
+    def setup(self, vocabulary, device):
+        pass
+
+    def segment_frame(self, image):
+        return torch.full(image.shape[1:], ABSTAIN, dtype=torch.uint8)
+
+
+class Broken(ImageMethod):
+    """Fails in one of several ways on the third frame of the second video."""
+
+    name = "test-broken"
+
+    def __init__(self, mode: str = "shape"):
+        super().__init__()
+        self.mode = mode
+
+    def setup(self, vocabulary, device):
+        self.calls = 0
+        self.vocabulary = vocabulary
+
+    def segment(self, video):
+        if video.name.endswith("_001") and self.mode == "short":
+            yield from list(super().segment(video))[:-1]
+            return
+        yield from super().segment(video)
+
+    def segment_frame(self, image):
+        self.calls += 1
+        height, width = image.shape[1:]
+        if self.calls == 20 + 3:  # 20 frames per video by default
+            if self.mode == "shape":
+                return torch.zeros(height, width + 1, dtype=torch.int64)
+            if self.mode == "range":
+                return torch.full((height, width), len(self.vocabulary) + 3, dtype=torch.int64)
+            if self.mode == "raise":
+                raise RuntimeError("out of memory (simulated)")
+            if self.mode == "float":
+                return torch.zeros(height, width)
+        return torch.zeros(height, width, dtype=torch.int64)
+
+
+class Crashing(Method):
+    """Kills its own process, as a segfault or the OOM killer would."""
+
+    name = "test-crash"
+
+    def setup(self, vocabulary, device):
+        pass
+
+    def segment(self, video):
+        os._exit(3)
+        yield

@@ -1,0 +1,86 @@
+"""What the README promises a newcomer, checked as they would do it: from outside the repository."""
+
+import json
+import re
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.data import synthetic, vspw
+from benchmark.data.cards import load_card
+from conftest import REPO, run_cli
+
+README = (REPO / "README.md").read_text()
+
+
+def test_the_quick_start_commands_are_the_ones_ci_runs():
+    commands = re.findall(r"```bash\n(pip install .*?)\n```", README)
+    assert commands[:2] == ["pip install -e . && python -m benchmark run --methods all",
+                            "pip install -e '.[test]' && python -m pytest"]
+    assert "python -m pytest" in (REPO / ".ci" / "run").read_text()
+
+
+def test_main_command_runs_from_any_folder(tmp_path):
+    done = run_cli("run", "--methods", "all", cwd=tmp_path, check=0)
+    assert "using the embedded synthetic dataset" in done.stdout
+    result = json.loads(next((tmp_path / "results/runs/default/cells").glob("chance__*.json")).read_text())
+    assert result["status"] == "done" and 0 < result["metrics"]["mIoU"] < 50
+
+
+def test_the_readme_example_method_runs_as_a_plugin(tmp_path):
+    example = re.search(r"<!-- readme-example:start -->\n```python\n(.*?)```", README, re.S).group(1)
+    plugin = tmp_path / "my_method.py"
+    plugin.write_text(example)
+    out = tmp_path / "run"
+    run_cli("run", "--plugin", plugin, "--methods", "brightness", "--opt", "brightness.threshold=80",
+            "--datasets", "synthetic:unseen", "--output", out, check=0)
+    result = json.loads(next((out / "cells").glob("brightness__*.json")).read_text())
+    # The same pixel accuracy straight from the files: dark unseen-class-0 pixels are hits.
+    seen, total = load_card("synthetic")["num_seen"], len(load_card("synthetic")["classes"])
+    hits = scored = 0
+    for video in vspw.read_videos(synthetic.ensure(), "val"):
+        for index, mask_path in video.masks.items():
+            raw = vspw.read_mask(mask_path)
+            grey = np.asarray(Image.open(video.frames[index]).convert("RGB"), dtype=np.float32).mean(2)
+            unseen = (raw > seen) & (raw <= total)
+            scored += unseen.sum()
+            hits += (unseen & (raw == seen + 1) & (grey <= 80)).sum()
+    assert result["status"] == "done"
+    assert result["metrics"]["pAcc"] == pytest.approx(100 * hits / scored)
+
+
+def test_an_oracle_written_from_the_readme_scores_100(tmp_path):
+    # Only what the README says: the VSPW layout of masks, the class list in datasets/<name>.json,
+    # names with underscores read as spaces, and ABSTAIN for "none of these".
+    plugin = tmp_path / "oracle.py"
+    plugin.write_text(textwrap.dedent(f"""
+        import json
+        import numpy as np
+        import torch
+        from PIL import Image
+        from benchmark import ABSTAIN, Method
+
+        CLASSES = json.load(open({str(REPO / "datasets" / "synthetic.json")!r}))["classes"]
+
+        class Oracle(Method):
+            name = "readme-oracle"
+
+            def setup(self, vocabulary, device):
+                self.lookup = np.full(256, ABSTAIN)
+                for raw, name in enumerate(CLASSES, start=1):
+                    if name.replace("_", " ") in vocabulary:
+                        self.lookup[raw] = vocabulary.index(name.replace("_", " "))
+
+            def segment(self, video):
+                for i in video.annotated:
+                    frame = video.path(i)
+                    mask = Image.open(frame.parent.parent / "mask" / (video.frame_id(i) + ".png"))
+                    yield torch.from_numpy(self.lookup[np.asarray(mask)])
+    """))
+    out = tmp_path / "run"
+    run_cli("run", "--plugin", plugin, "--methods", "readme-oracle", "--datasets", "synthetic:unseen",
+            "--output", out, check=0)
+    result = json.loads(next((out / "cells").glob("readme-oracle__*.json")).read_text())
+    assert result["metrics"]["mIoU"] == 100

@@ -1,0 +1,179 @@
+"""End to end: the CLI, the runner and the result files, on the embedded synthetic dataset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from benchmark import cli
+from benchmark.data import synthetic, vspw
+from benchmark.data.cards import load_card
+from conftest import REPO, TEST_METHODS, run_cli
+
+
+def cells(output):
+    return {path.stem: json.loads(path.read_text()) for path in sorted((output / "cells").glob("*.json"))}
+
+
+def one_cell(output, method):
+    found = [r for r in cells(output).values() if r["cell"]["method"] == method]
+    assert len(found) == 1, list(cells(output))
+    return found[0]
+
+
+def test_oracle_plugin_scores_100_with_full_result_record(tmp_path):
+    out = tmp_path / "run"
+    run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-oracle",
+            "--datasets", "synthetic:unseen,synthetic:all", "--output", out, check=0)
+    results = cells(out)
+    assert len(results) == 2
+    for result in results.values():
+        assert result["status"] == "done"
+        cell = result["cell"]
+        assert {"method", "dataset", "setting", "protocol", "options", "id"} <= set(cell)
+        assert cell["options"] == {"dataset": "synthetic", "delay": 0.0, "noise": 0.0}
+        for key in ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_mmseg", "VC_8", "VC_16"):
+            assert result["metrics"][key] == 100, key
+        some_class = next(iter(result["per_class"].values()))
+        assert {"IoU", "Acc", "gt_pixels"} <= set(some_class)
+        prov = result["provenance"]
+        for key in ("git_commit", "git_dirty", "packages", "seed", "host", "slurm_job_id", "start_time", "end_time"):
+            assert key in prov, key
+        assert prov["packages"]["torch"] == "2.14.1" and prov["end_time"] >= prov["start_time"]
+    generalized = [r for r in results.values() if r["cell"]["setting"] == "all"][0]
+    assert generalized["metrics"]["mIoU_seen"] == generalized["metrics"]["mIoU_unseen"] == generalized["metrics"]["hIoU"] == 100
+
+
+def expected_constant_metrics(label):
+    """The constant predictor's unseen metrics, computed straight from the mask files."""
+    card = load_card("synthetic")
+    seen, total = card["num_seen"], len(card["classes"])
+    gt_counts = np.zeros(total - seen, np.int64)
+    for video in vspw.read_videos(synthetic.ensure(), "val"):
+        for mask_path in video.masks.values():
+            raw = vspw.read_mask(mask_path)
+            unseen = raw[(raw > seen) & (raw <= total)].astype(np.int64) - seen - 1
+            gt_counts += np.bincount(unseen, minlength=total - seen)
+    scored = gt_counts.sum()
+    present = gt_counts > 0
+    iou = np.zeros(total - seen)
+    iou[label] = gt_counts[label] / scored  # TP = GT of the label, union = every scored pixel
+    return {"mIoU": 100 * iou[present].mean(), "pAcc": 100 * gt_counts[label] / scored,
+            "mAcc": 100 * (gt_counts[label] / gt_counts[label]) / present.sum(),
+            "fwIoU": 100 * (gt_counts / scored * iou)[present].sum()}
+
+
+def test_metrics_match_a_direct_computation_from_the_masks(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["run", "--plugin", str(TEST_METHODS), "--methods", "test-constant,test-abstain",
+                     "--opt", "test-constant.label=1", "--datasets", "synthetic:unseen", "--output", str(out)]) == 0
+    metrics = one_cell(out, "test-constant")["metrics"]
+    for key, value in expected_constant_metrics(1).items():
+        assert metrics[key] == pytest.approx(value), key
+    abstained = one_cell(out, "test-abstain")
+    assert abstained["metrics"]["mIoU"] == 0 and abstained["metrics"]["pAcc"] == 0
+    assert sum(c["abstained_pixels"] for c in abstained["per_class"].values()) == abstained["counts"]["scored_pixels"]
+
+
+@pytest.mark.parametrize("mode,message", [
+    ("shape", r"label map has shape \(72, 97\), expected \(72, 96\)"),
+    ("range", r"values \[7\] outside \[0, 4\)"),
+    ("float", "dtype float32"),
+    ("raise", "segment\\(\\) raised RuntimeError: out of memory"),
+    ("short", "stopped after fewer label maps"),
+])
+def test_a_bad_method_fails_its_cell_and_the_others_finish(tmp_path, mode, message, capsys):
+    out = tmp_path / "run"
+    status = cli.main(["run", "--plugin", str(TEST_METHODS), "--methods", "test-broken,test-oracle",
+                       "--opt", f"test-broken.mode={mode}", "--datasets", "synthetic:unseen", "--output", str(out)])
+    assert status == 1
+    broken = one_cell(out, "test-broken")
+    assert broken["status"] == "failed"
+    error = broken["error"]["message"]
+    assert "method test-broken, video val_001" in error
+    if mode != "short":
+        assert "frame 2 (00000003)" in error
+    import re
+    assert re.search(message, error), error
+    assert one_cell(out, "test-oracle")["metrics"]["mIoU"] == 100
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_to_identical_numbers(tmp_path):
+    args = ["--plugin", TEST_METHODS, "--methods", "test-oracle", "--datasets", "synthetic:unseen",
+            "--opt", "test-oracle.delay=0.04", "--opt", "test-oracle.noise=0.3"]
+    reference = tmp_path / "reference"
+    run_cli("run", *args, "--output", reference, check=0)
+    expected = one_cell(reference, "test-oracle")
+    assert 0 < expected["metrics"]["mIoU"] < 100  # the noise comes from the global RNG
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "benchmark", "run", *map(str, args), "--output", str(out)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = out / "partial"
+    deadline = time.monotonic() + 120
+    while not list(partial.glob("*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = list(partial.glob("*/*.json"))
+    assert 1 <= len(saved) < 4 and not list((out / "cells").glob("*.json")), "the kill must land mid-cell"
+
+    resumed = run_cli("run", *args, "--output", out, check=0)
+    assert "resuming, " in resumed.stderr
+    result = one_cell(out, "test-oracle")
+    assert result["metrics"] == expected["metrics"]
+    assert result["confusion"] == expected["confusion"] and result["per_class"] == expected["per_class"]
+    assert not partial.joinpath(result["cell"]["id"]).exists()
+
+
+def test_rerun_skips_finished_cells_unless_forced(tmp_path):
+    out = tmp_path / "run"
+    base = ["run", "--plugin", str(TEST_METHODS), "--methods", "test-constant", "--datasets", "synthetic",
+            "--output", str(out)]
+    assert cli.main(base) == 0
+    path = next((out / "cells").glob("*.json"))
+    first = path.read_text()
+    again = run_cli(*base, check=0)
+    assert "1 cells (1 finished already)" in again.stdout and path.read_text() == first
+    assert cli.main(base + ["--force"]) == 0
+    assert json.loads(path.read_text())["provenance"]["start_time"] >= json.loads(first)["provenance"]["start_time"]
+
+
+def test_local_executor_matches_debug_and_survives_a_crashing_process(tmp_path):
+    methods = ["--plugin", TEST_METHODS, "--datasets", "synthetic:unseen"]
+    debug, local = tmp_path / "debug", tmp_path / "local"
+    run_cli("run", *methods, "--methods", "test-constant,test-oracle", "--output", debug, check=0)
+    done = run_cli("run", *methods, "--methods", "test-constant,test-oracle,test-crash", "--executor", "local",
+                   "--workers", "2", "--output", local, check=1)
+    for method in ("test-constant", "test-oracle"):
+        assert one_cell(local, method)["metrics"] == one_cell(debug, method)["metrics"]
+    crashed = one_cell(local, "test-crash")
+    assert crashed["status"] == "failed" and "died" in crashed["error"]["message"]
+    assert os.path.exists(crashed["error"]["log"]), crashed["error"]
+    assert "FAILED" in done.stderr
+
+    status = run_cli("status", local, check=0).stdout
+    assert status.count("done ") == 2 and "failed" in status and "died" in status
+    report = run_cli("report", local, check=0).stdout
+    assert "test-oracle" in report and "100.00" in report
+    assert (local / "tables" / "cells.csv").is_file() and (local / "tables" / "cells.md").is_file()
+
+
+def test_clear_errors_for_bad_input(tmp_path):
+    def error_of(*args):
+        done = run_cli(*args, "--output", tmp_path / "x")
+        assert done.returncode == 2, done.stderr
+        return done.stderr
+
+    assert "unknown method 'nope'; known methods: chance" in error_of("run", "--methods", "nope")
+    assert "dataset vspw not found" in error_of("run", "--datasets", "vspw:unseen", "--data-root", tmp_path)
+    assert "unknown setting 'novel'" in error_of("run", "--datasets", "synthetic:novel")
+    assert "expected NAME.KEY=VALUE" in error_of("run", "--opt", "seed=3")
+    assert "which this run does not include" in error_of("run", "--methods", "chance", "--opt", "other.k=1")
+    assert "no file" in error_of("run", "--methods", "chance", "--checkpoint", f"chance={tmp_path}/none.pt")

@@ -1,0 +1,66 @@
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.data import synthetic, vspw
+from benchmark.data.cards import load_card
+
+
+def digest(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_written_in_the_vspw_layout_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
+    root = synthetic.ensure({"videos": 2, "frames": 6, "annotate_every": 2})
+    assert vspw.read_split(root, "val") == ["val_000", "val_001"]
+    videos = vspw.read_videos(root, "val")
+    assert [len(v.frames) for v in videos] == [6, 6]
+    assert videos[0].annotated == [0, 2, 4]
+    assert videos[0].frames[0].name == "00000001.jpg" and videos[0].masks[2].name == "00000003.png"
+    classes = load_card("synthetic")["classes"]
+    mask = vspw.read_mask(videos[0].masks[0])
+    assert mask.shape == (72, 96) and set(np.unique(mask)) <= {0, 255, *range(1, len(classes) + 1)}
+    assert {0, 255} <= set(np.unique(mask))  # background is "others", outlines are void
+    with Image.open(videos[0].frames[0]) as frame:
+        assert frame.size == (96, 72) and frame.mode == "RGB"
+
+
+def test_deterministic_by_seed(tmp_path, monkeypatch):
+    options = {"videos": 1, "train_videos": 1, "frames": 4}
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "a"))
+    first = digest(synthetic.ensure(options))
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path / "b"))
+    assert digest(synthetic.ensure(options)) == first
+    assert digest(synthetic.ensure({**options, "seed": 1})) != first
+
+
+def test_objects_move_and_unseen_classes_appear(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
+    root = synthetic.ensure()
+    videos = vspw.read_videos(root, "val")
+    first, last = (vspw.read_mask(videos[0].masks[i]) for i in (0, videos[0].annotated[-1]))
+    assert (first != last).mean() > 0.02
+    seen = load_card("synthetic")["num_seen"]
+    present = set()
+    for video in videos:
+        present |= set(np.unique(vspw.read_mask(video.masks[0])).tolist())
+    assert any(seen < k < 255 for k in present), "the default synthetic val split must contain unseen classes"
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="unknown synthetic dataset option.*'vidoes'"):
+        synthetic.resolve_options({"vidoes": 3})
+    with pytest.raises(ValueError, match="frames"):
+        synthetic.resolve_options({"frames": 0})
+
+
+def test_missing_split_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="val.txt"):
+        vspw.read_split(tmp_path, "val")
+    (tmp_path / "val.txt").write_text("v1\n")
+    with pytest.raises(FileNotFoundError, match="video v1: no frames"):
+        vspw.read_videos(tmp_path, "val")
