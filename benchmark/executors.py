@@ -40,7 +40,7 @@ def _execute_local(cells: list[Cell], context: RunContext, workers: int,
     import submitit
 
     store = RunStore(context.output)
-    executor = submitit.AutoExecutor(folder=store.jobs_dir / "%j", cluster="local")
+    executor = submitit.AutoExecutor(folder=store.jobs_dir, cluster="local")
     # submitit's local executor kills jobs after 5 minutes unless told otherwise.
     executor.update_parameters(timeout_min=7 * 24 * 60)
     waiting, running, results = list(cells), {}, {}
