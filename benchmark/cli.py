@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import executors, plan, registry, reports
-    from benchmark.runner import RunContext
+    from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
     plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in args.plugin]
@@ -96,6 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoints[name] = str(pathlib.Path(path).resolve())
     cells = plan.build(methods, datasets, args.protocol, plan.parse_assignments(args.opt, "--opt"),
                        plan.parse_assignments(args.dataset_opt, "--dataset-opt"), checkpoints, args.seed, args.vc_rule)
+    try:
+        resolve_device(args.device)
+    except RuntimeError as error:
+        raise UsageError(f"--device {args.device!r}: {error}") from error
     data_root = str(args.data_root.resolve()) if args.data_root else None
     context = RunContext(str(args.output.resolve()), plugins, data_root, args.device, args.force)
     store = RunStore(args.output)

@@ -72,8 +72,8 @@ def _collect(job, cell: Cell, store: RunStore) -> dict[str, Any]:
         tail = stderr.read_text(errors="replace").splitlines()[-15:] if stderr.is_file() else []
         result = store.read_result(cell.id) or {"cell": cell.to_dict()}
         result.update(status="failed", error={
-            "message": f"job {job.job_id} died: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-                       f" (log: {stderr})",
+            "message": f"job {job.job_id} died before finishing the cell ({type(error).__name__}: the process "
+                       f"crashed, was killed or ran out of memory); its log: {stderr}",
             "log": str(stderr), "log_tail": tail})
         result.setdefault("provenance", {})["end_time"] = now()
         store.write_result(result)

@@ -68,9 +68,13 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
         stray = sorted(set(given) - set(known))
         if stray:
             raise ValueError(f"{flag} names {stray}, which this run does not include (it runs {sorted(set(known))})")
+    from benchmark.interface import TrainableMethod
+
     cells = []
     for method in methods:
         cls = registry.get(method)
+        if method in checkpoints and not issubclass(cls, TrainableMethod):
+            raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod and loads no weights")
         resolved = {**cls.default_options(), **options.get(method, {})}
         for dataset, setting in datasets:
             cells.append(Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),

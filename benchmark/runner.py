@@ -50,7 +50,10 @@ def resolve_device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("this machine has no CUDA device; use --device cpu or auto")
+    return device
 
 
 def run_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:

@@ -177,3 +177,20 @@ def test_clear_errors_for_bad_input(tmp_path):
     assert "expected NAME.KEY=VALUE" in error_of("run", "--opt", "seed=3")
     assert "which this run does not include" in error_of("run", "--methods", "chance", "--opt", "other.k=1")
     assert "no file" in error_of("run", "--methods", "chance", "--checkpoint", f"chance={tmp_path}/none.pt")
+    assert "not a TrainableMethod" in error_of("run", "--methods", "chance", "--checkpoint", f"chance={TEST_METHODS}")
+    assert "Invalid device string" in error_of("run", "--methods", "chance", "--device", "gpu0")
+    assert "no CUDA device" in error_of("run", "--methods", "chance", "--device", "cuda")
+
+
+def test_a_trainable_method_loads_its_checkpoint_before_evaluation(tmp_path):
+    from benchmark import registry
+
+    registry.load_plugin(str(TEST_METHODS))
+    checkpoint = registry.create("test-trainable").fit(2, [], tmp_path)
+    out = tmp_path / "run"
+    common = ["--plugin", str(TEST_METHODS), "--datasets", "synthetic:unseen", "--output", str(out)]
+    assert cli.main(["run", *common, "--methods", "test-trainable", "--checkpoint", f"test-trainable={checkpoint}"]) == 0
+    assert cli.main(["run", *common, "--methods", "test-constant", "--opt", "test-constant.label=2"]) == 0
+    trained = one_cell(out, "test-trainable")
+    assert trained["cell"]["checkpoint"] == str(checkpoint)
+    assert trained["metrics"] == one_cell(out, "test-constant")["metrics"]

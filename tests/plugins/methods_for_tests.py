@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmark import ABSTAIN, ImageMethod, Method
+from benchmark import ABSTAIN, ImageMethod, Method, TrainableMethod
 from benchmark.data.cards import load_card
 from benchmark.data.settings import display_name
 
@@ -118,3 +118,23 @@ class Crashing(Method):
     def segment(self, video):
         os._exit(3)
         yield
+
+
+class Trainable(TrainableMethod, ImageMethod):
+    """Learns one label: the most frequent one it is shown; its checkpoint holds that label."""
+
+    name = "test-trainable"
+
+    def fit(self, train, vocabulary, run_dir):
+        path = run_dir / "label.pt"
+        torch.save({"label": torch.tensor(int(train))}, path)
+        return path
+
+    def load(self, checkpoint):
+        self.label = int(torch.load(checkpoint, weights_only=True)["label"])
+
+    def setup(self, vocabulary, device):
+        pass
+
+    def segment_frame(self, image):
+        return torch.full(image.shape[1:], self.label, dtype=torch.int64)
