@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: every finished video is saved; run the same command again to resume", file=sys.stderr)
+        return 130
     except (UsageError, LookupError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

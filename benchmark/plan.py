@@ -85,6 +85,7 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
 def expand_methods(spec: str) -> list[str]:
     """'all' -> every available method; 'a,b' -> ['a', 'b'] (each checked to exist)."""
     names = list(registry.available()) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    names = list(dict.fromkeys(names))
     for name in names:
         registry.get(name)
     return names

@@ -156,6 +156,10 @@ def _evaluate_video(method, cell: Cell, setting, record: vspw.VideoRecord, progr
             prediction = _as_array(prediction)
             check_prediction(prediction, len(setting.vocabulary), raw.shape)
         except PredictionError as error:
+            image_shape = tuple(video.frame(index).shape[1:])
+            if image_shape != raw.shape:
+                raise CellFailure(f"{frame}: the dataset is inconsistent: mask {record.masks[index]} is "
+                                  f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W)") from error
             raise CellFailure(f"{frame}: {error}") from error
         confusion.update(setting.ground_truth(raw), setting.score_labels(prediction))
         consistency.update(raw, prediction)
