@@ -72,8 +72,6 @@ def run_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:
     try:
         _evaluate(cell, context, store, result)
         result["status"] = "done"
-        store.write_result(result)
-        store.clear_partial(cell.id)
     except Exception as error:  # recorded in the cell's result; other cells go on
         result["status"] = "failed"
         result["error"] = {"message": f"{type(error).__name__}: {error}" if not isinstance(error, CellFailure)
@@ -81,6 +79,8 @@ def run_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:
         log.error("cell %s failed: %s", cell.id, result["error"]["message"])
     result["provenance"]["end_time"] = now()
     store.write_result(result)
+    if result["status"] == "done":
+        store.clear_partial(cell.id)
     return result
 
 
@@ -106,7 +106,8 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     if states:
         log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(states), len(evaluation.videos))
     todo = [record for record in evaluation.videos if record.name not in states]
-    progress = _Progress(sum(len(r.annotated) for r in todo), cell.id)
+    todo_frames = sum(len(r.annotated) for r in todo)
+    progress = _Progress(todo_frames, cell.id)
     for record in todo:
         _seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
@@ -114,6 +115,8 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, states[record.name])
     progress.close()
+    # Only this process's frames were timed; a resumed cell's earlier videos were not.
+    timing["frames_per_s"] = todo_frames / timing["segment_s"] if timing["segment_s"] else None
 
     confusion = ConfusionMatrix(len(setting.class_names))
     consistency = VideoConsistency(rule=cell.vc_rule)
@@ -125,7 +128,6 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
         frames += state["frames"]
     metrics, per_class = confusion.compute(setting.class_names, setting.groups)
     metrics.update(consistency.compute())
-    timing["frames_per_s"] = frames / timing["segment_s"] if timing["segment_s"] else None
     result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
                   counts={"videos": len(evaluation.videos), "frames": frames,
                           "scored_pixels": int(confusion.counts.sum())},
