@@ -106,8 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_root = str(args.data_root.resolve()) if args.data_root else None
     context = RunContext(str(args.output.resolve()), plugins, data_root, args.device, args.force)
     store = RunStore(args.output)
-    store.write_plan([c.to_dict() for c in cells], {"plugins": plugins, "data_root": data_root,
-                                                    "device": args.device, "argv": sys.argv[1:]})
+    store.add_to_plan([c.to_dict() for c in cells], {"argv": sys.argv[1:], "plugins": plugins,
+                                                    "data_root": data_root, "device": args.device})
     finished = [] if args.force else [c for c in cells if (store.read_result(c.id) or {}).get("status") == "done"]
     todo = [c for c in cells if c not in finished]
     print(f"{len(cells)} cells ({len(finished)} finished already) -> {args.output}")

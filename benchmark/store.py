@@ -1,6 +1,6 @@
 """Results on disk. Everything a run produces lives under its output folder:
 
-    DIR/plan.json                 the cells of the last `run` into DIR
+    DIR/plan.json                 every cell run into DIR, and each run's command
     DIR/cells/<cell-id>.json      one result per cell (written atomically: temp file + rename)
     DIR/partial/<cell-id>/*.json  per-video state of an unfinished cell (resume, shards)
     DIR/jobs/                     logs of cells run as separate processes (local executor)
@@ -82,8 +82,13 @@ class RunStore:
     def clear_partial(self, cell_id: str) -> None:
         shutil.rmtree(self.partial_dir(cell_id), ignore_errors=True)
 
-    def write_plan(self, cells: list[dict[str, Any]], context: dict[str, Any]) -> None:
-        atomic_write_json(self.root / "plan.json", {"cells": cells, "context": context})
+    def add_to_plan(self, cells: list[dict[str, Any]], context: dict[str, Any]) -> None:
+        """Record the cells of a run; earlier runs into the same folder keep theirs."""
+        plan = self.read_plan() or {"cells": [], "runs": []}
+        known = {cell["id"] for cell in plan["cells"]}
+        plan["cells"] += [cell for cell in cells if cell["id"] not in known]
+        plan["runs"].append({**context, "time": now(), "cells": [cell["id"] for cell in cells]})
+        atomic_write_json(self.root / "plan.json", plan)
 
     def read_plan(self) -> dict[str, Any] | None:
         path = self.root / "plan.json"

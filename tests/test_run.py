@@ -143,6 +143,10 @@ def test_rerun_skips_finished_cells_unless_forced(tmp_path):
     assert "1 cells (1 finished already)" in again.stdout and path.read_text() == first
     assert cli.main(base + ["--force"]) == 0
     assert json.loads(path.read_text())["provenance"]["start_time"] >= json.loads(first)["provenance"]["start_time"]
+    # A later run of another method into the same folder adds to what status and report show.
+    assert cli.main(base[:4] + ["test-abstain"] + base[5:]) == 0
+    status = run_cli("status", out, check=0).stdout
+    assert "test-constant__" in status and "test-abstain__" in status and "2 done" in status
 
 
 def test_local_executor_matches_debug_and_survives_a_crashing_process(tmp_path):
