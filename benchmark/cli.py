@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmark.data.settings import PROTOCOLS
+    from benchmark.executors import EXECUTORS
+    from benchmark.metrics import VC_RULES
+
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=(
         "Benchmark harness for open-vocabulary video semantic segmentation (OV-VSS)."))
     commands = parser.add_subparsers(dest="command", required=True)
@@ -38,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", default="all", help="'all' or NAME,NAME,... (see `list methods`)")
     run.add_argument("--datasets", default="all",
                      help="'all' (real datasets found under the data root, else synthetic) or NAME[:SETTING],...")
-    run.add_argument("--protocol", default="intended", choices=["intended", "official"],
+    run.add_argument("--protocol", default="intended", choices=PROTOCOLS,
                      help="label handling: the intended mapping or the authors' (see README)")
-    run.add_argument("--executor", default="debug", choices=["debug", "local"],
+    run.add_argument("--executor", default="debug", choices=EXECUTORS,
                      help="debug: in this process; local: each cell in its own process")
     run.add_argument("--workers", type=int, default=1, help="cells run at once by the local executor")
     run.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT, help="run folder (default %(default)s)")
@@ -54,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder holding the datasets (default: $BENCHMARK_DATA_ROOT or datasets/)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--vc-rule", default="vspw", choices=["vspw", "authors", "complete"],
+    run.add_argument("--vc-rule", default="vspw", choices=list(VC_RULES),
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
     run.set_defaults(handler=cmd_run)

@@ -187,8 +187,9 @@ def _confusion_to_sparse(confusion: ConfusionMatrix) -> list[list[int]]:
 
 def _sparse_to_confusion(entries: list[list[int]], num_classes: int) -> ConfusionMatrix:
     confusion = ConfusionMatrix(num_classes)
-    for row, col, count in entries:
-        confusion.counts[row, col] += count
+    if entries:
+        rows, cols, counts = np.asarray(entries, dtype=np.int64).T
+        np.add.at(confusion.counts, (rows, cols), counts)
     return confusion
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,7 +99,6 @@ def test_a_bad_method_fails_its_cell_and_the_others_finish(tmp_path, mode, messa
     assert "method test-broken, video val_001" in error
     if mode != "short":
         assert "frame 2 (00000003)" in error
-    import re
     assert re.search(message, error), error
     assert one_cell(out, "test-oracle")["metrics"]["mIoU"] == 100
     assert "FAILED" in capsys.readouterr().err

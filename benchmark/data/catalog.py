@@ -47,8 +47,9 @@ def locate(name: str, data_root: pathlib.Path | None = None,
     if options:
         raise ValueError(f"dataset {name} takes no options, got {dict(options)}")
     root = pathlib.Path(data_root or default_data_root())
-    for folder in load_card(name)["folders"]:
-        if (root / folder / f"{load_card(name)['eval_split']}.txt").is_file():
+    card = load_card(name)
+    for folder in card["folders"]:
+        if (root / folder / f"{card['eval_split']}.txt").is_file():
             return root / folder
     return None
 

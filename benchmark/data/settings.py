@@ -10,8 +10,8 @@ A dataset card lists N classes, the first S seen in training and the rest unseen
 Protocols: `intended` is the mapping above. `official` reproduces the OV2VSS authors' label handling
 (facts.md section 2): their class remap is applied to the raw 1-based ids *before* the zero-label
 reduction, so the last class of the split (raw id N in `unseen`, raw id S in `seen`) is never
-scored; "background" is appended to the vocabulary and a
-background prediction is counted in the last class's bin.
+scored; "background" is appended to the vocabulary, and a background prediction is counted in the
+last class's bin.
 """
 
 from __future__ import annotations
