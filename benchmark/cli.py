@@ -141,15 +141,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:24s} {registry.describe(name)}  [{source}]")
         return 0
     from benchmark.data import catalog
-    from benchmark.data.cards import load_card
-    from benchmark.data.settings import SETTINGS
 
     for name in catalog.DATASETS:
-        card = load_card(name)
+        dataset = catalog.reader(name)
+        card = dataset.card
         where = "generated on first use" if name == "synthetic" else (
-            str(catalog.locate(name, args.data_root) or "not found under the data root"))
-        print(f"{name:12s} settings {', '.join(SETTINGS)} (default {card['default_setting']}); "
-              f"{len(card['classes'])} classes, {card['num_seen']} seen; {where}")
+            str(dataset.locate(args.data_root) or "not found under the data root"))
+        split = f", {card['num_seen']} seen" if card.get("num_seen") else ""
+        print(f"{name:12s} settings {', '.join(card['settings'])} (default {card['default_setting']}); "
+              f"{len(card['classes'])} classes{split}; {where}")
     return 0
 
 

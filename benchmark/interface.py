@@ -7,13 +7,15 @@ one integer label map per annotated frame. Defining a subclass of `Method` with 
 from __future__ import annotations
 
 import abc
+import bisect
 import inspect
 import pathlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
+from benchmark.data.frames import decode_pool, read_frame
 
 if TYPE_CHECKING:  # torch loads when a frame does, so `list` and `--help` stay fast
     import torch
@@ -28,18 +30,26 @@ class Video:
 
     `annotated` lists the frame indices that have ground truth; `segment` yields one map for each,
     in that order. The last few decoded frames are kept, because video methods revisit neighbours.
+    With `prefetch` > 0, reading frame i starts decoding the next `prefetch` frames in background
+    threads: the following annotated frames (`ahead="annotated"`, what an image method reads next)
+    or the following frames (`ahead="all"`, a video method).
     """
 
     def __init__(self, name: str, frame_paths: Sequence[pathlib.Path], annotated: Sequence[int],
-                 cache_size: int = 16):
+                 cache_size: int = 16, prefetch: int = 0, ahead: str = "annotated"):
         self.name = name
         self._paths = [pathlib.Path(p) for p in frame_paths]
         self.annotated = list(annotated)
         bad = [i for i in self.annotated if not 0 <= i < len(self._paths)]
         if bad:
             raise ValueError(f"video {name}: annotated frame indices {bad} are outside 0..{len(self._paths) - 1}")
+        if ahead not in ("annotated", "all"):
+            raise ValueError(f"ahead={ahead!r}: choose 'annotated' or 'all'")
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
+        self._prefetch = min(prefetch, cache_size)
+        self._order = self.annotated if ahead == "annotated" else list(range(len(self._paths)))
+        self._pending: dict[int, Future] = {}
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -59,21 +69,42 @@ class Video:
         """Frame i as uint8 RGB, shape [3, H, W]."""
         if i in self._cache:
             self._cache.move_to_end(i)
-            return self._cache[i]
-        import torch
-        from PIL import Image
+            tensor = self._cache[i]
+        else:
+            import torch
 
-        path = self._paths[i]
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise OSError(f"video {self.name}: cannot read frame {i} from {path}: {error}") from error
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
-        self._cache[i] = tensor
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            pending = self._pending.pop(i, None)
+            try:
+                array = pending.result() if pending is not None else read_frame(self._paths[i])
+            except OSError as error:
+                raise OSError(f"video {self.name}, frame {i}: {error}") from error
+            tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+            self._cache[i] = tensor
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._read_ahead(i)
         return tensor
+
+    def start_prefetch(self) -> None:
+        """Begin decoding the first frames in the background (e.g. while the previous video ends)."""
+        if self._order:
+            self._schedule(self._order[: self._prefetch])
+
+    def _read_ahead(self, i: int) -> None:
+        if not self._prefetch:
+            return
+        position = bisect.bisect_right(self._order, i)
+        self._schedule(self._order[position: position + self._prefetch])
+
+    def _schedule(self, indices: Sequence[int]) -> None:
+        pool = decode_pool() if self._prefetch else None
+        if pool is None:
+            return
+        for j in indices:
+            if j not in self._cache and j not in self._pending:
+                self._pending[j] = pool.submit(read_frame, self._paths[j])
+        while len(self._pending) > self._cache_size:  # frames the method skipped: let them go
+            self._pending.pop(next(iter(self._pending))).cancel()
 
 
 class Method(abc.ABC):

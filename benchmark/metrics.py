@@ -133,9 +133,13 @@ def harmonic_mean(a: float | None, b: float | None) -> float | None:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
+#: Raw VSPW mask values that are no class: 0 ("others") and 255 (void).
+VSPW_UNSCORED = np.isin(np.arange(256), (0, IGNORE))
+
 #: Window rules for VC_n (facts.md section 4). `drop_last`: the official loop, range(len - n), never
 #: takes the window that ends on the last frame. `min_frames`: videos with fewer annotated frames are
-#: skipped. `merge_others`: ground-truth "others" (0) and void (255) compare as equal.
+#: skipped. `merge_others`: ground-truth values that are no class ("others" and void) compare as equal.
+
 VC_RULES: dict[str, dict[str, Any]] = {
     "vspw": {"drop_last": True, "min_frames": 0, "merge_others": False},
     "authors": {"drop_last": True, "min_frames": 17, "merge_others": True},
@@ -173,15 +177,17 @@ class VideoConsistency:
         self._skip = num_annotated < VC_RULES[self.rule]["min_frames"]
         self._previous = None
 
-    def update(self, raw_ground_truth: np.ndarray, prediction: np.ndarray) -> None:
-        """Add the next annotated frame: the dataset's raw mask and the method's label map."""
+    def update(self, raw_ground_truth: np.ndarray, prediction: np.ndarray,
+               unscored: np.ndarray | None = None) -> None:
+        """Add the next annotated frame: the dataset's raw mask and the method's label map.
+        `unscored` (bool[256]) marks the raw values that are no class; default VSPW's 0 and 255."""
         position, self._position = self._position, self._position + 1
         if self._skip:
             return
         rule = VC_RULES[self.rule]
         gt = raw_ground_truth
         if rule["merge_others"]:
-            gt = np.where(gt == 0, IGNORE, gt)
+            gt = np.where(VSPW_UNSCORED[gt] if unscored is None else unscored[gt], IGNORE, gt)
         if self._previous is None:
             gt_run = np.ones(gt.shape, dtype=np.int32)
             pred_run = np.ones(gt.shape, dtype=np.int32)

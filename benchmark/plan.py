@@ -70,6 +70,8 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
             raise ValueError(f"{flag} names {stray}, which this run does not include (it runs {sorted(set(known))})")
     from benchmark.interface import TrainableMethod
 
+    for dataset, setting in datasets:  # bad options or an impossible protocol fail before anything runs
+        catalog.reader(dataset, dataset_options.get(dataset)).setting(setting, protocol)
     cells = []
     for method in methods:
         cls = registry.get(method)

@@ -15,19 +15,30 @@ import sys
 import time
 import traceback
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from benchmark import registry
-from benchmark.data import catalog, vspw
+from benchmark.data import catalog
+from benchmark.data.frames import read_ahead
+from benchmark.data.records import DatasetError, VideoRecord, read_mask
 from benchmark.interface import Video
-from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
+from benchmark.metrics import (
+    ConfusionMatrix,
+    PredictionError,
+    VideoConsistency,
+    check_prediction,
+)
 from benchmark.plan import Cell
 from benchmark.store import RunStore, now, provenance
 
 log = logging.getLogger(__name__)
+
+#: Frames (and masks) decoded ahead of the method, in background threads.
+PREFETCH_FRAMES = 4
 
 
 @dataclass
@@ -91,7 +102,11 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     evaluation = catalog.open_evaluation(cell.dataset, cell.setting, cell.protocol, data_root, cell.dataset_options)
     setting = evaluation.setting
     result.update(vocabulary=setting.vocabulary, class_names=setting.class_names, groups=setting.groups,
-                  data={"root": str(evaluation.root), "split": evaluation.split, "videos": len(evaluation.videos)})
+                  data={"root": str(evaluation.root), "split": evaluation.split, "videos": len(evaluation.videos),
+                        "mask_formats": sorted({r.mask_format.name for r in evaluation.videos}),
+                        "notes": evaluation.notes})
+    for note in evaluation.notes:
+        log.warning("cell %s: %s", cell.id, note)
 
     _seed_everything(cell.seed)
     device = resolve_device(context.device)
@@ -108,10 +123,11 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     todo = [record for record in evaluation.videos if record.name not in states]
     todo_frames = sum(len(r.annotated) for r in todo)
     progress = _Progress(todo_frames, cell.id)
-    for record in todo:
+    videos = _prefetched_videos(todo, ahead="all" if method.video else "annotated")
+    for record, video in zip(todo, videos):
         _seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
-        states[record.name] = _evaluate_video(method, cell, setting, record, progress)
+        states[record.name] = _evaluate_video(method, cell, setting, record, video, progress)
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, states[record.name])
     progress.close()
@@ -134,11 +150,25 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
                   timing=timing)
 
 
-def _evaluate_video(method, cell: Cell, setting, record: vspw.VideoRecord, progress) -> dict[str, Any]:
-    video = Video(record.name, record.frames, record.annotated)
+def _prefetched_videos(records: list[VideoRecord], ahead: str) -> Iterator[Video]:
+    """The videos in order; while one is segmented, the first frames of the next decode."""
+    def make(record: VideoRecord) -> Video:
+        video = Video(record.name, record.frames, record.annotated, prefetch=PREFETCH_FRAMES, ahead=ahead)
+        video.start_prefetch()
+        return video
+
+    upcoming = make(records[0]) if records else None
+    for position in range(len(records)):
+        current = upcoming
+        upcoming = make(records[position + 1]) if position + 1 < len(records) else None
+        yield current
+
+
+def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(setting.class_names))
     consistency = VideoConsistency(rule=cell.vc_rule)
     consistency.start_video(len(video.annotated))
+    masks = read_ahead(read_mask, [record.masks[i] for i in video.annotated], PREFETCH_FRAMES)
     where = f"method {cell.method}, video {record.name}"
     try:
         maps = iter(method.segment(video))
@@ -153,7 +183,11 @@ def _evaluate_video(method, cell: Cell, setting, record: vspw.VideoRecord, progr
                               f"{len(video.annotated)} annotated frames; yield one per annotated frame") from None
         except Exception as error:
             raise CellFailure(f"{frame}: segment() raised {type(error).__name__}: {error}") from error
-        raw = vspw.read_mask(record.masks[index])
+        try:
+            raw = next(masks)
+            labels = record.mask_format.decode(raw, record.masks[index])
+        except DatasetError as error:
+            raise CellFailure(f"{frame}: {error}") from error
         try:
             prediction = _as_array(prediction)
             check_prediction(prediction, len(setting.vocabulary), raw.shape)
@@ -163,8 +197,8 @@ def _evaluate_video(method, cell: Cell, setting, record: vspw.VideoRecord, progr
                 raise CellFailure(f"{frame}: the dataset is inconsistent: mask {record.masks[index]} is "
                                   f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W)") from error
             raise CellFailure(f"{frame}: {error}") from error
-        confusion.update(setting.ground_truth(raw), setting.score_labels(prediction))
-        consistency.update(raw, prediction)
+        confusion.update(setting.ground_truth(labels), setting.score_labels(prediction))
+        consistency.update(raw, prediction, record.mask_format.unscored)
         progress.update(1)
     if next(maps, None) is not None:
         raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")

@@ -6,11 +6,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO, run_cli
 from PIL import Image
 
-from benchmark.data import synthetic, vspw
+from benchmark.data import synthetic
 from benchmark.data.cards import load_card
-from conftest import REPO, run_cli
+from benchmark.data.records import read_mask
 
 README = (REPO / "README.md").read_text()
 
@@ -40,9 +41,9 @@ def test_the_readme_example_method_runs_as_a_plugin(tmp_path):
     # The same pixel accuracy straight from the files: dark unseen-class-0 pixels are hits.
     seen, total = load_card("synthetic")["num_seen"], len(load_card("synthetic")["classes"])
     hits = scored = 0
-    for video in vspw.read_videos(synthetic.ensure(), "val"):
+    for video in synthetic.SyntheticReader().read_videos(synthetic.ensure(), "val"):
         for index, mask_path in video.masks.items():
-            raw = vspw.read_mask(mask_path)
+            raw = read_mask(mask_path)
             grey = np.asarray(Image.open(video.frames[index]).convert("RGB"), dtype=np.float32).mean(2)
             unseen = (raw > seen) & (raw <= total)
             scored += unseen.sum()

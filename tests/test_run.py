@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import REPO, TEST_METHODS, run_cli
 
 from benchmark import cli
-from benchmark.data import synthetic, vspw
+from benchmark.data import synthetic
 from benchmark.data.cards import load_card
-from conftest import REPO, TEST_METHODS, run_cli
+from benchmark.data.records import read_mask
 
 
 def cells(output):
@@ -55,9 +56,9 @@ def expected_constant_metrics(label):
     card = load_card("synthetic")
     seen, total = card["num_seen"], len(card["classes"])
     gt_counts = np.zeros(total - seen, np.int64)
-    for video in vspw.read_videos(synthetic.ensure(), "val"):
+    for video in synthetic.SyntheticReader().read_videos(synthetic.ensure(), "val"):
         for mask_path in video.masks.values():
-            raw = vspw.read_mask(mask_path)
+            raw = read_mask(mask_path)
             unseen = raw[(raw > seen) & (raw <= total)].astype(np.int64) - seen - 1
             gt_counts += np.bincount(unseen, minlength=total - seen)
     scored = gt_counts.sum()

@@ -2,36 +2,41 @@ import numpy as np
 import pytest
 
 from benchmark import ABSTAIN
+from benchmark.data import vspw as vspw_reader
 from benchmark.data.cards import load_card
 from benchmark.data.settings import BACKGROUND, make_setting
 from benchmark.metrics import IGNORE
 
+VSPW_MASKS = vspw_reader.mask_format(load_card("vspw")["classes"])
+
 
 def synthetic(setting, protocol="intended"):
-    card = load_card("synthetic")
-    return make_setting("synthetic", card["classes"], card["num_seen"], setting, protocol)
+    return make_setting(load_card("synthetic"), setting, protocol)
 
 
-def vspw(setting, protocol="intended"):
-    card = load_card("vspw")
-    return make_setting("vspw", card["classes"], card["num_seen"], setting, protocol)
+def vspw(setting, protocol="intended", **kwargs):
+    return make_setting(load_card("vspw"), setting, protocol, **kwargs)
+
+
+def truth(setting, raw_ids):
+    """Scored classes of raw VSPW mask values, decoded as the reader decodes them."""
+    return setting.ground_truth(VSPW_MASKS.lut[np.array(raw_ids, dtype=np.uint8)]).tolist()
 
 
 def test_unseen_keeps_only_unseen_pixels():
     s = vspw("unseen")
     assert len(s.vocabulary) == 44 and s.vocabulary[0] == "trash can" and s.vocabulary[-1] == "train"
-    raw = np.array([0, 1, 80, 81, 123, 124, 255], dtype=np.uint8)
-    assert s.ground_truth(raw).tolist() == [IGNORE, IGNORE, IGNORE, 0, 42, 43, IGNORE]
+    assert truth(s, [0, 1, 80, 81, 123, 124, 255]) == [IGNORE, IGNORE, IGNORE, 0, 42, 43, IGNORE]
     assert s.class_names == s.vocabulary and s.groups == {}
 
 
 def test_seen_and_all():
     s = vspw("seen")
     assert len(s.vocabulary) == 80 and s.vocabulary[-1] == "bag or package"
-    assert s.ground_truth(np.array([1, 80, 81], np.uint8)).tolist() == [0, 79, IGNORE]
+    assert truth(s, [1, 80, 81]) == [0, 79, IGNORE]
     a = vspw("all")
     assert len(a.vocabulary) == 124
-    assert a.ground_truth(np.array([0, 1, 124, 255], np.uint8)).tolist() == [IGNORE, 0, 123, IGNORE]
+    assert truth(a, [0, 1, 124, 255]) == [IGNORE, 0, 123, IGNORE]
     assert a.groups["seen"] == list(range(80)) and a.groups["unseen"] == list(range(80, 124))
 
 
@@ -44,11 +49,11 @@ def test_official_protocol_reproduces_the_authors_quirks():
     s = vspw("unseen", "official")
     assert s.vocabulary[-1] == BACKGROUND and len(s.vocabulary) == 45 and len(s.class_names) == 44
     # raw 124 (train) is never ground truth; 81..123 map as intended
-    assert s.ground_truth(np.array([80, 81, 123, 124], np.uint8)).tolist() == [IGNORE, 0, 42, IGNORE]
+    assert truth(s, [80, 81, 123, 124]) == [IGNORE, 0, 42, IGNORE]
     # a "background" prediction is counted as the last class (train)
     assert s.score_labels(np.array([0, 43, 44, ABSTAIN])).tolist() == [0, 43, 43, ABSTAIN]
     seen = vspw("seen", "official")  # raw 80 (bag_or_package) drops out: 79 classes scored
-    assert seen.ground_truth(np.array([1, 79, 80], np.uint8)).tolist() == [0, 78, IGNORE]
+    assert truth(seen, [1, 79, 80]) == [0, 78, IGNORE]
     with pytest.raises(ValueError, match="no official protocol"):
         vspw("all", "official")
 

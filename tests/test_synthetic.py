@@ -6,6 +6,7 @@ from PIL import Image
 
 from benchmark.data import synthetic, vspw
 from benchmark.data.cards import load_card
+from benchmark.data.records import DatasetError, read_mask
 
 
 def digest(root):
@@ -17,12 +18,12 @@ def test_written_in_the_vspw_layout_and_read_back(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
     root = synthetic.ensure({"videos": 2, "frames": 6, "annotate_every": 2})
     assert vspw.read_split(root, "val") == ["val_000", "val_001"]
-    videos = vspw.read_videos(root, "val")
+    videos = synthetic.SyntheticReader().read_videos(root, "val")
     assert [len(v.frames) for v in videos] == [6, 6]
     assert videos[0].annotated == [0, 2, 4]
     assert videos[0].frames[0].name == "00000001.jpg" and videos[0].masks[2].name == "00000003.png"
     classes = load_card("synthetic")["classes"]
-    mask = vspw.read_mask(videos[0].masks[0])
+    mask = read_mask(videos[0].masks[0])
     assert mask.shape == (72, 96) and set(np.unique(mask)) <= {0, 255, *range(1, len(classes) + 1)}
     assert {0, 255} <= set(np.unique(mask))  # background is "others", outlines are void
     with Image.open(videos[0].frames[0]) as frame:
@@ -41,13 +42,13 @@ def test_deterministic_by_seed(tmp_path, monkeypatch):
 def test_objects_move_and_unseen_classes_appear(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
     root = synthetic.ensure()
-    videos = vspw.read_videos(root, "val")
-    first, last = (vspw.read_mask(videos[0].masks[i]) for i in (0, videos[0].annotated[-1]))
+    videos = synthetic.SyntheticReader().read_videos(root, "val")
+    first, last = (read_mask(videos[0].masks[i]) for i in (0, videos[0].annotated[-1]))
     assert (first != last).mean() > 0.02
     seen = load_card("synthetic")["num_seen"]
     present = set()
     for video in videos:
-        present |= set(np.unique(vspw.read_mask(video.masks[0])).tolist())
+        present |= set(np.unique(read_mask(video.masks[0])).tolist())
     assert any(seen < k < 255 for k in present), "the default synthetic val split must contain unseen classes"
 
 
@@ -59,8 +60,8 @@ def test_bad_options_are_named():
 
 
 def test_missing_split_file_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="val.txt"):
+    with pytest.raises(DatasetError, match="val.txt: split file not found"):
         vspw.read_split(tmp_path, "val")
     (tmp_path / "val.txt").write_text("v1\n")
-    with pytest.raises(FileNotFoundError, match="video v1: no frames"):
-        vspw.read_videos(tmp_path, "val")
+    with pytest.raises(DatasetError, match="video v1 has no frames"):
+        vspw.VSPWReader().read_videos(tmp_path, "val")

@@ -3,10 +3,10 @@
 import json
 
 import numpy as np
+from conftest import TEST_METHODS
 from PIL import Image
 
 from benchmark import cli
-from conftest import TEST_METHODS
 
 
 def write_vspw(root, sizes=((24, 32), (24, 32)), frames=3):

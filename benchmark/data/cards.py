@@ -26,7 +26,20 @@ def load_card(name: str) -> dict[str, Any]:
         known = sorted(p.stem for p in CARDS_DIR.glob("*.json"))
         raise FileNotFoundError(f"no dataset card {path}; known cards: {known}")
     card = json.loads(path.read_text())
-    classes, seen = card["classes"], card["num_seen"]
-    if len(set(classes)) != len(classes) or not 0 < seen < len(classes) or len(classes) > 254:
-        raise ValueError(f"dataset card {path}: classes must be unique, at most 254, with 0 < num_seen < their number")
+    problem = _card_problem(card)
+    if problem:
+        raise ValueError(f"dataset card {path}: {problem}")
     return card
+
+
+def _card_problem(card: dict[str, Any]) -> str | None:
+    classes, seen = card["classes"], card.get("num_seen")
+    if len(set(classes)) != len(classes) or len(classes) > 254:
+        return "classes must be unique, at most 254"
+    if {"seen", "unseen"} & set(card.get("settings", ())) and not (isinstance(seen, int) and 0 < seen < len(classes)):
+        return "settings seen/unseen need num_seen with 0 < num_seen < the number of classes"
+    if card.get("default_setting") not in card.get("settings", ()):
+        return f"default_setting {card.get('default_setting')!r} is not one of settings {card.get('settings')}"
+    if "label_ids" in card and len(card["label_ids"]) != len(classes):
+        return "label_ids must give one id per class"
+    return None

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.data.cards import load_card
+from benchmark.data.vspw import VSPWLayoutReader
 
 LAYOUT_VERSION = 1  # bump when the rendering changes, so stale caches are not reused
 
@@ -166,3 +167,25 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
         differs |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]] != centre
     return differs & (mask > 0)
+
+
+class SyntheticReader(VSPWLayoutReader):
+    """The synthetic dataset: generated on first use (its options are the generator's), then read
+    through the VSPW reader. The data root plays no part."""
+
+    name = "synthetic"
+
+    def option_defaults(self) -> dict[str, Any]:
+        return dict(self.card["options"])
+
+    def generator_options(self) -> dict[str, Any]:
+        return {k: self.options[k] for k in self.card["options"]}
+
+    def folders(self) -> list[str]:
+        return []
+
+    def locate(self, data_root: pathlib.Path | None = None) -> pathlib.Path:
+        return ensure(self.generator_options())
+
+    def layout_hint(self) -> str:
+        return "generated synthetic dataset"

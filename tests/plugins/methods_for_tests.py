@@ -12,10 +12,25 @@ from benchmark import ABSTAIN, ImageMethod, Method, TrainableMethod
 from benchmark.data.cards import load_card
 from benchmark.data.settings import display_name
 
+#: Cityscapes label id of each train id 0..18 (facts.md section 5), written out independently of the card.
+CITYSCAPES_LABEL_IDS = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
+
 
 def _read_truth(frame_path: pathlib.Path) -> np.ndarray:
-    # VSPW layout: data/<video>/origin/<id>.jpg -> data/<video>/mask/<id>.png
-    return np.asarray(Image.open(frame_path.parent.parent / "mask" / f"{frame_path.stem}.png"))
+    """The class index (in the dataset card) of every pixel of an annotated frame, 255 where none."""
+    if frame_path.name.endswith("_leftImg8bit.png"):
+        # Cityscapes: ROOT/leftImg8bit[_sequence]/<split>/<city>/<key>_leftImg8bit.png -> ROOT/gtFine/...
+        key = frame_path.name[: -len("_leftImg8bit.png")]
+        gt = frame_path.parents[3] / "gtFine" / frame_path.parents[1].name / frame_path.parent.name
+        train_ids = gt / f"{key}_gtFine_labelTrainIds.png"
+        if train_ids.is_file():
+            return np.asarray(Image.open(train_ids))
+        table = np.full(256, 255, dtype=np.uint8)
+        table[CITYSCAPES_LABEL_IDS] = np.arange(19)
+        return table[np.asarray(Image.open(gt / f"{key}_gtFine_labelIds.png"))]
+    # VSPW layout: data/<video>/origin/<id>.jpg -> data/<video>/mask/<id>.png; raw k is class k-1
+    raw = np.asarray(Image.open(frame_path.parent.parent / "mask" / f"{frame_path.stem}.png"))
+    return np.where((raw == 0) | (raw == 255), 255, raw.astype(np.int64) - 1).astype(np.uint8)
 
 
 class Oracle(Method):
@@ -28,11 +43,11 @@ class Oracle(Method):
         self.dataset, self.delay, self.noise = dataset, delay, noise
 
     def setup(self, vocabulary, device):
-        names = [display_name(c) for c in load_card(self.dataset)["classes"]]
         self.lookup = np.full(256, ABSTAIN, dtype=np.int64)
-        for raw, name in enumerate(names, start=1):
-            if name in vocabulary:
-                self.lookup[raw] = vocabulary.index(name)
+        for index, name in enumerate(load_card(self.dataset)["classes"]):
+            for spelling in (name, display_name(name)):
+                if spelling in vocabulary:
+                    self.lookup[index] = vocabulary.index(spelling)
         self.num_labels = len(vocabulary)
 
     def segment(self, video):
