@@ -1,9 +1,11 @@
-"""Command line: python -m benchmark run | list | report | status."""
+"""Command line: python -m benchmark run | list | report | status | data check."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import pathlib
 import sys
 
@@ -76,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the state of every cell of a run folder")
     status.add_argument("dir", type=pathlib.Path)
     status.set_defaults(handler=cmd_status)
+
+    data = commands.add_parser("data", help="inspect a dataset copy")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser(
+        "check", help="read every file of a dataset and report counts, class pixels and problems",
+        description="Decode every frame and mask of a dataset copy as a run reads them; list every problem with "
+                    "its file. Exit status 1 when anything is wrong.")
+    check.add_argument("name", help="dataset name (see `list datasets`)")
+    check.add_argument("--root", type=pathlib.Path, default=None,
+                       help="the dataset's folder, or the data root holding it (default: $BENCHMARK_DATA_ROOT or datasets/)")
+    check.add_argument("--split", action="append", default=[], help="check only this split (repeatable; default: all)")
+    check.add_argument("--dataset-opt", action="append", default=[], metavar="NAME.KEY=VALUE",
+                       help="a dataset option, e.g. cityscapes.layout=frames (repeatable)")
+    check.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="threads decoding files (default %(default)s)")
+    check.add_argument("--speed", action="store_true", help="also time the reader alone (frames per second)")
+    check.add_argument("--speed-frames", type=int, default=300, help="frames the speed test reads (default %(default)s)")
+    check.add_argument("--json", type=pathlib.Path, default=None, help="also write the report to this JSON file")
+    check.set_defaults(handler=cmd_data_check)
     return parser
 
 
@@ -90,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     methods = plan.expand_methods(args.methods)
     if not methods:
         raise UsageError("no methods to run; name them with --methods or add a --plugin")
-    datasets, note = plan.expand_datasets(args.datasets, args.data_root)
+    dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
+    datasets, note = plan.expand_datasets(args.datasets, args.data_root, dataset_options)
     if note:
         print(note)
     checkpoints = {}
@@ -102,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--checkpoint {item!r}: no file {path}")
         checkpoints[name] = str(pathlib.Path(path).resolve())
     cells = plan.build(methods, datasets, args.protocol, plan.parse_assignments(args.opt, "--opt"),
-                       plan.parse_assignments(args.dataset_opt, "--dataset-opt"), checkpoints, args.seed, args.vc_rule)
+                       dataset_options, checkpoints, args.seed, args.vc_rule)
     try:
         resolve_device(args.device)
     except RuntimeError as error:
@@ -187,3 +208,26 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{state:28s} {cell['id']}{detail}")
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from benchmark import plan
+    from benchmark.data import catalog, check
+
+    options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
+    stray = sorted(set(options) - {args.name})
+    if stray:
+        raise UsageError(f"--dataset-opt names {stray}; this checks only {args.name}")
+    dataset = catalog.reader(args.name, options.get(args.name))
+    root = dataset.locate(args.root)
+    if root is None:
+        raise dataset.not_found(args.root)
+    report = check.check(dataset, root, args.split or None, args.workers)
+    speed = None
+    if args.speed:
+        speed_split = dataset.split if dataset.split in report.splits else next(iter(report.splits), dataset.split)
+        speed = check.measure_speed(dataset, root, speed_split, args.speed_frames)
+    print(check.format_report(report, speed))
+    if args.json:
+        args.json.write_text(json.dumps({**report.to_dict(), "speed": speed}, indent=1))
+    return 0 if report.ok else 1

@@ -71,14 +71,11 @@ class Video:
             self._cache.move_to_end(i)
             tensor = self._cache[i]
         else:
-            import torch
-
             pending = self._pending.pop(i, None)
             try:
-                array = pending.result() if pending is not None else read_frame(self._paths[i])
+                tensor = pending.result() if pending is not None else read_frame(self._paths[i])
             except OSError as error:
                 raise OSError(f"video {self.name}, frame {i}: {error}") from error
-            tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
             self._cache[i] = tensor
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

@@ -93,5 +93,6 @@ def expand_methods(spec: str) -> list[str]:
     return names
 
 
-def expand_datasets(spec: str, data_root=None) -> tuple[list[tuple[str, str]], str | None]:
-    return catalog.expand(["all"] if spec == "all" else [d.strip() for d in spec.split(",") if d.strip()], data_root)
+def expand_datasets(spec: str, data_root=None, dataset_options=None) -> tuple[list[tuple[str, str]], str | None]:
+    specs = ["all"] if spec == "all" else [d.strip() for d in spec.split(",") if d.strip()]
+    return catalog.expand(specs, data_root, dataset_options)

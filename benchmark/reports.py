@@ -10,7 +10,8 @@ import pandas as pd
 from benchmark.store import RunStore
 
 #: Metric columns in display order; a column appears when some cell has the metric.
-METRIC_COLUMNS = ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_mmseg", "mIoU_seen", "mIoU_unseen", "hIoU", "VC_8", "VC_16")
+METRIC_COLUMNS = ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_mmseg", "mIoU_seen", "mIoU_unseen", "hIoU", "mIoU_base",
+                  "mIoU_novel", "VC_8", "VC_16")
 POLICY_NOTE = ("mIoU: mean over classes with ground-truth pixels (VSPW official); "
                "mIoU_mmseg: nanmean, a class only predicted counts as 0. All values in percent.")
 

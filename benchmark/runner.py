@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import pathlib
 import random
-import sys
 import time
 import traceback
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 from benchmark import registry
 from benchmark.data import catalog
 from benchmark.data.frames import read_ahead
+from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
 from benchmark.data.records import DatasetError, VideoRecord, read_mask
 from benchmark.interface import Video
 from benchmark.metrics import (
@@ -33,12 +32,11 @@ from benchmark.metrics import (
     check_prediction,
 )
 from benchmark.plan import Cell
+from benchmark.progress import Progress
 from benchmark.store import RunStore, now, provenance
 
 log = logging.getLogger(__name__)
 
-#: Frames (and masks) decoded ahead of the method, in background threads.
-PREFETCH_FRAMES = 4
 
 
 @dataclass
@@ -122,8 +120,8 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
         log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(states), len(evaluation.videos))
     todo = [record for record in evaluation.videos if record.name not in states]
     todo_frames = sum(len(r.annotated) for r in todo)
-    progress = _Progress(todo_frames, cell.id)
-    videos = _prefetched_videos(todo, ahead="all" if method.video else "annotated")
+    progress = Progress(todo_frames, cell.id)
+    videos = prefetched_videos(todo, PREFETCH_FRAMES, ahead="all" if method.video else "annotated")
     for record, video in zip(todo, videos):
         _seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
@@ -148,20 +146,6 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
                   counts={"videos": len(evaluation.videos), "frames": frames,
                           "scored_pixels": int(confusion.counts.sum())},
                   timing=timing)
-
-
-def _prefetched_videos(records: list[VideoRecord], ahead: str) -> Iterator[Video]:
-    """The videos in order; while one is segmented, the first frames of the next decode."""
-    def make(record: VideoRecord) -> Video:
-        video = Video(record.name, record.frames, record.annotated, prefetch=PREFETCH_FRAMES, ahead=ahead)
-        video.start_prefetch()
-        return video
-
-    upcoming = make(records[0]) if records else None
-    for position in range(len(records)):
-        current = upcoming
-        upcoming = make(records[position + 1]) if position + 1 < len(records) else None
-        yield current
 
 
 def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress) -> dict[str, Any]:
@@ -233,30 +217,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class _Progress:
-    """tqdm on a terminal; in a batch job, a plain log line at most every LOG_SECONDS and at the end."""
-
-    LOG_SECONDS = 30.0
-
-    def __init__(self, total: int, label: str):
-        self.total, self.label, self.done = total, label, 0
-        self.last_log = time.monotonic()
-        self.bar = None
-        if sys.stderr.isatty() and total:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label[:40], unit="frame", leave=False)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif time.monotonic() - self.last_log >= self.LOG_SECONDS or self.done == self.total:
-            self.last_log = time.monotonic()
-            log.info("%s: %d/%d frames", self.label, self.done, self.total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()

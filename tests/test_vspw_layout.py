@@ -2,28 +2,11 @@
 
 import json
 
-import numpy as np
 from conftest import TEST_METHODS
+from dataset_fixtures import write_vspw
 from PIL import Image
 
 from benchmark import cli
-
-
-def write_vspw(root, sizes=((24, 32), (24, 32)), frames=3):
-    base = root / "VSPW_480p"
-    names = [f"video_{v}" for v in range(len(sizes))]
-    (base / "val.txt").parent.mkdir(parents=True)
-    (base / "val.txt").write_text("\n".join(names) + "\n")
-    rng = np.random.default_rng(0)
-    for name, (height, width) in zip(names, sizes):
-        for folder in ("origin", "mask"):
-            (base / "data" / name / folder).mkdir(parents=True)
-        for t in range(frames):
-            stem = f"{t * 3 + 1:08d}"
-            Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(base / "data" / name / "origin" / f"{stem}.jpg")
-            mask = rng.choice([0, 5, 80, 81, 100, 124, 255], size=(height, width)).astype(np.uint8)
-            Image.fromarray(mask, mode="L").save(base / "data" / name / "mask" / f"{stem}.png")
-    return base
 
 
 def run(tmp_path, *args):
@@ -73,3 +56,45 @@ def test_a_colour_mask_is_rejected_with_the_file(tmp_path):
     Image.new("RGB", (32, 24)).save(bad)
     status, results = run(tmp_path, "--methods", "test-constant", "--datasets", "vspw:unseen")
     assert status == 1 and f"mask {bad} has image mode RGB" in results[0]["error"]["message"]
+
+
+def test_only_the_split_s_videos_are_read_and_the_split_is_an_option(tmp_path):
+    write_vspw(tmp_path)
+    status, (val,) = run(tmp_path, "--methods", "test-constant", "--datasets", "vspw:all")
+    assert status == 0 and val["data"]["split"] == "val" and val["data"]["videos"] == 2
+    status, results = run(tmp_path, "--methods", "test-constant", "--datasets", "vspw:all",
+                          "--dataset-opt", "vspw.split=train")
+    (train,) = [r for r in results if r["data"]["split"] == "train"]
+    assert status == 0 and train["data"]["videos"] == 1 and train["counts"]["frames"] == 3
+
+
+def test_the_full_resolution_release_is_found_and_can_be_required(tmp_path, capsys):
+    write_vspw(tmp_path, folder="VSPW")
+    status, (result,) = run(tmp_path, "--methods", "test-oracle", "--opt", "test-oracle.dataset=vspw")
+    assert status == 0 and result["data"]["root"].endswith("/VSPW") and result["metrics"]["mIoU"] == 100
+    assert run(tmp_path, "--methods", "test-oracle", "--datasets", "vspw", "--dataset-opt", "vspw.release=480p")[0] == 2
+    assert "dataset vspw not found" in capsys.readouterr().err
+
+
+def test_raw_names_are_an_option_and_the_official_default(tmp_path):
+    write_vspw(tmp_path)
+    status, results = run(tmp_path, "--methods", "test-oracle", "--opt", "test-oracle.dataset=vspw",
+                          "--datasets", "vspw:unseen", "--dataset-opt", "vspw.names=raw")
+    (raw,) = results
+    assert status == 0 and raw["vocabulary"][0] == "trash_can" and raw["metrics"]["mIoU"] == 100
+    assert raw["class_names"][0] == "trash can"  # tables keep one spelling whatever the method is given
+    status, results = run(tmp_path, "--methods", "test-oracle", "--opt", "test-oracle.dataset=vspw",
+                          "--datasets", "vspw:unseen", "--protocol", "official")
+    official = next(r for r in results if r["cell"]["protocol"] == "official")
+    assert official["vocabulary"][:2] == ["trash_can", "cage"] and official["vocabulary"][-1] == "background"
+
+
+def test_every_setting_reads_100_for_the_oracle(tmp_path):
+    write_vspw(tmp_path)
+    status, results = run(tmp_path, "--methods", "test-oracle", "--opt", "test-oracle.dataset=vspw",
+                          "--datasets", "vspw:unseen,vspw:seen,vspw:all")
+    assert status == 0 and len(results) == 3
+    for result in results:
+        assert result["metrics"]["mIoU"] == 100 and result["metrics"]["pAcc"] == 100, result["cell"]["setting"]
+    (everything,) = [r for r in results if r["cell"]["setting"] == "all"]
+    assert everything["metrics"]["hIoU"] == 100

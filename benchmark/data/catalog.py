@@ -10,7 +10,7 @@ from typing import Any
 from benchmark.data.cards import default_data_root
 from benchmark.data.cityscapes import CityscapesReader
 from benchmark.data.reader import DatasetReader
-from benchmark.data.records import VideoRecord
+from benchmark.data.records import VideoRecord, raise_problem
 from benchmark.data.settings import SETTINGS, EvalSetting
 from benchmark.data.synthetic import SyntheticReader
 from benchmark.data.vspw import VSPWReader
@@ -49,15 +49,21 @@ def parse(spec: str) -> tuple[str, str | None]:
     return name, setting or None
 
 
-def found_real(data_root: pathlib.Path | None = None) -> list[str]:
-    return [name for name, cls in READERS.items() if cls is not SyntheticReader and cls().locate(data_root)]
+def found_real(data_root: pathlib.Path | None = None,
+               options: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    options = options or {}
+    return [name for name, cls in READERS.items()
+            if cls is not SyntheticReader and cls(options.get(name)).locate(data_root)]
 
 
-def expand(specs: list[str], data_root: pathlib.Path | None = None) -> tuple[list[tuple[str, str]], str | None]:
-    """Dataset specs -> (name, setting) pairs, and a note when `all` fell back to synthetic."""
+def expand(specs: list[str], data_root: pathlib.Path | None = None,
+           options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[tuple[str, str]], str | None]:
+    """Dataset specs -> (name, setting) pairs, and a note when `all` fell back to synthetic.
+    `options` (per dataset name) can change where a dataset is looked for (e.g. vspw.release)."""
+    options = options or {}
     note = None
     if specs == ["all"]:
-        names = found_real(data_root)
+        names = found_real(data_root, options)
         if not names:
             root = data_root or default_data_root()
             note = (f"No real dataset found under {root}; using the embedded synthetic dataset "
@@ -67,7 +73,7 @@ def expand(specs: list[str], data_root: pathlib.Path | None = None) -> tuple[lis
     pairs = []
     for spec in specs:
         name, setting = parse(spec)
-        dataset = reader(name)
+        dataset = reader(name, options.get(name))
         if name != "synthetic" and dataset.locate(data_root) is None:
             raise dataset.not_found(data_root)
         pairs.append((name, setting or dataset.card["default_setting"]))
@@ -81,5 +87,6 @@ def open_evaluation(name: str, setting: str, protocol: str = "intended", data_ro
     root = dataset.locate(data_root)
     if root is None:
         raise dataset.not_found(data_root)
+    dataset.check_files(root, raise_problem)  # a class list in another order would silently mislabel every class
     split = dataset.split
     return Evaluation(eval_setting, root, split, dataset.read_videos(root, split), dataset.notes(root, split))

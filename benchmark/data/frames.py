@@ -12,9 +12,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,16 +47,20 @@ def decode_pool() -> ThreadPoolExecutor | None:
         return _pool
 
 
-def read_frame(path: pathlib.Path) -> np.ndarray:
-    """An image file as uint8 RGB [H, W, 3]; OSError (naming the file) when it is unreadable or truncated."""
+def read_frame(path: pathlib.Path) -> torch.Tensor:
+    """An image file as a uint8 RGB tensor [3, H, W]; OSError (naming the file) when it is unreadable
+    or truncated. The whole conversion runs in the calling (decoding) thread: done in the method's
+    thread instead, it halves the decoding throughput."""
+    import torch
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            array = np.array(image.convert("RGB"))
     except (OSError, ValueError) as error:
         raise OSError(f"cannot read image {path}: {error}; the file is corrupt or truncated: "
                       "extract it again from the dataset archive") from error
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def read_ahead(read: Callable[[T], R], items: Sequence[T], depth: int = 4) -> Iterator[R]:
