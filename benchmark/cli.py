@@ -223,11 +223,14 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     if root is None:
         raise dataset.not_found(args.root)
     report = check.check(dataset, root, args.split or None, args.workers)
+    print(check.format_report(report), flush=True)
     speed = None
-    if args.speed:
+    if args.speed and not report.ok:
+        print("\nreader speed not measured: fix the problems above first")
+    elif args.speed:
         speed_split = dataset.split if dataset.split in report.splits else next(iter(report.splits), dataset.split)
         speed = check.measure_speed(dataset, root, speed_split, args.speed_frames)
-    print(check.format_report(report, speed))
+        print("\n" + check.format_speed(speed))
     if args.json:
         args.json.write_text(json.dumps({**report.to_dict(), "speed": speed}, indent=1))
     return 0 if report.ok else 1

@@ -161,7 +161,7 @@ def _timed_pass(videos, compute_s: float) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "waited": waited}
 
 
-def format_report(report: CheckReport, speed: dict[str, Any] | None = None) -> str:
+def format_report(report: CheckReport) -> str:
     lines = [f"{report.dataset} at {report.root}", "",
              f"{'split':8s} {'videos':>8s} {'frames':>10s} {'annotated':>10s}"]
     for split, s in report.splits.items():
@@ -180,14 +180,6 @@ def format_report(report: CheckReport, speed: dict[str, Any] | None = None) -> s
         lines.append(f"classes with no pixels: {len(absent)} ({', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''})")
     for note in report.notes:
         lines += ["", f"note: {note}"]
-    if speed:
-        lines += ["", (f"reader speed ({speed['frames']} frames of {speed['split']}, files in the page cache): "
-                       f"{speed['on_demand_fps']:.1f} frames/s decoding on demand, {speed['ahead_fps']:.1f} frames/s "
-                       f"decoding ahead ({speed['decode_threads']} threads, {speed['prefetch']} frames ahead), "
-                       f"x{speed['ahead_fps'] / speed['on_demand_fps']:.2f}"),
-                  (f"a method computing {speed['method_compute_ms']:.1f} ms per frame waits "
-                   f"{speed['wait_ms_on_demand']:.2f} ms per frame on demand, {speed['wait_ms_ahead']:.2f} ms "
-                   "with decoding ahead")]
     lines.append("")
     if report.ok:
         lines.append("no problems found")
@@ -195,6 +187,16 @@ def format_report(report: CheckReport, speed: dict[str, Any] | None = None) -> s
         lines.append(f"{len(report.problems)} problem(s):")
         lines += [f"  [{p.kind}] {p}" for p in report.problems]
     return "\n".join(lines)
+
+
+def format_speed(speed: dict[str, Any]) -> str:
+    return "\n".join([
+        (f"reader speed ({speed['frames']} frames of {speed['split']}, files in the page cache): "
+         f"{speed['on_demand_fps']:.1f} frames/s decoding on demand, {speed['ahead_fps']:.1f} frames/s "
+         f"decoding ahead ({speed['decode_threads']} threads, {speed['prefetch']} frames ahead), "
+         f"x{speed['ahead_fps'] / speed['on_demand_fps']:.2f}"),
+        (f"a method computing {speed['method_compute_ms']:.1f} ms per frame waits {speed['wait_ms_on_demand']:.2f} ms "
+         f"per frame on demand, {speed['wait_ms_ahead']:.2f} ms with decoding ahead")])
 
 
 def _share(count: int, total: int) -> str:
