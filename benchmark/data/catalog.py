@@ -20,6 +20,7 @@ READERS: dict[str, type[DatasetReader]] = {"vspw": VSPWReader, "cityscapes": Cit
                                            "synthetic": SyntheticReader}
 DATASETS = tuple(READERS)
 
+
 @dataclass
 class Evaluation:
     """One dataset setting, ready to run: the setting, the videos of its split, and notes for the user."""
