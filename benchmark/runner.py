@@ -25,12 +25,7 @@ from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
 from benchmark.data.records import DatasetError, VideoRecord, read_mask
 from benchmark.interface import Video
-from benchmark.metrics import (
-    ConfusionMatrix,
-    PredictionError,
-    VideoConsistency,
-    check_prediction,
-)
+from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
 from benchmark.store import RunStore, now, provenance

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.data.cards import default_data_root
+from benchmark.data.cards import default_data_root, load_card
 from benchmark.data.cityscapes import CityscapesReader
 from benchmark.data.reader import DatasetReader
 from benchmark.data.records import VideoRecord, raise_problem
@@ -43,7 +43,7 @@ def parse(spec: str) -> tuple[str, str | None]:
     name, _, setting = spec.partition(":")
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r} in {spec!r}; known: {', '.join(DATASETS)}")
-    settings = reader(name).card["settings"]
+    settings = load_card(name)["settings"]
     if setting and setting not in settings:
         raise ValueError(f"unknown setting {setting!r} in {spec!r}; {name} has {', '.join(settings)}"
                          + ("" if setting in SETTINGS else f" (settings: {', '.join(SETTINGS)})"))

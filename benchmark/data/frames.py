@@ -38,6 +38,8 @@ def decode_workers() -> int:
 def decode_pool() -> ThreadPoolExecutor | None:
     """The process-wide decoding pool, or None when background decoding is turned off (0 workers)."""
     global _pool
+    if _pool is not None:  # called for every frame: no environment read once the pool exists
+        return _pool
     workers = decode_workers()
     if workers == 0:
         return None

@@ -113,6 +113,7 @@ def _named_groups(card: Mapping[str, Any], override: Mapping[str, Sequence[str]]
                   raw_names: list[str], shown: list[str]) -> dict[str, list[int]]:
     """The card's class groups (by name) as class indices, each with its complement when the card
     names one (Cityscapes: `novel` and `base`)."""
+    index = {name: k for names in (shown, raw_names) for k, name in enumerate(names)}
     named = dict(card.get("groups", {}))
     for group, members in (override or {}).items():
         if group not in named:
@@ -122,13 +123,10 @@ def _named_groups(card: Mapping[str, Any], override: Mapping[str, Sequence[str]]
     for group, members in named.items():
         if isinstance(members, str) or not isinstance(members, Sequence):
             raise ValueError(f"{card['name']} group {group}={members!r}: give a list of class names")
-        indices = []
-        for member in members:
-            if member in raw_names or member in shown:
-                indices.append(raw_names.index(member) if member in raw_names else shown.index(member))
-            else:
-                raise ValueError(f"{card['name']} group {group}: {member!r} is not one of its classes {shown}")
-        result[group] = sorted(set(indices))
+        unknown = [m for m in members if m not in index]
+        if unknown:
+            raise ValueError(f"{card['name']} group {group}: {unknown[0]!r} is not one of its classes {shown}")
+        result[group] = sorted({index[m] for m in members})
         complement = card.get("complements", {}).get(group)
         if complement:
             result[complement] = [c for c in range(len(raw_names)) if c not in result[group]]
