@@ -1,0 +1,324 @@
+"""The CLIP module every method shares: loading, dense image features, prompt templates, text embeddings.
+
+Built on open_clip. The paper's setting (facts.md section 2) is OpenAI's ViT-B/16, frozen, with
+frames resized to 384x384 (24x24 dense tokens); dense tokens come from a last block whose attention
+keeps only the value path (each token attends to itself), then `ln_post` and `proj` on every token,
+as CAT-Seg and the authors' code do. Text: one embedding per (class, template), L2-normalised and
+not averaged, so the cost volume keeps a template axis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import pathlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+#: CLIP's pixel normalisation on a 0-255 scale (OpenAI's dataset mean and std).
+CLIP_MEAN = (122.77, 116.75, 104.09)
+CLIP_STD = (68.50, 66.63, 70.32)
+
+#: The paper's CLIP. The quickgelu config is OpenAI's architecture, so a local copy of OpenAI's
+#: weights loads into it exactly (plain "ViT-B-16" would silently use the wrong activation).
+PAPER_MODEL, PAPER_PRETRAINED, PAPER_INPUT_SIZE = "ViT-B-16-quickgelu", "openai", 384
+#: Our tiny config (registered with open_clip from `clip_configs/`): tests and CPU smoke runs.
+TINY_MODEL = "ovvss-tiny-clip"
+CONFIG_DIR = pathlib.Path(__file__).parent / "clip_configs"
+#: Input sizes other than the model's native one that the reference code uses.
+INPUT_SIZES = {"ViT-B-16": 384, "ViT-B-16-quickgelu": 384}
+#: `pretrained=` values that mean "no weights": random initialisation.
+RANDOM = ("random", "none", "")
+#: Environment variable naming a local checkpoint that `pretrained="auto"` uses.
+CHECKPOINT_ENV = "BENCHMARK_CLIP_CHECKPOINT"
+
+PROMPT_SETS = ("single", "imagenet_select", "imagenet")
+LAST_BLOCKS = ("value", "plain")
+# CAT-Seg's single prompt, and CoOp's 7 selected ImageNet templates plus the plain one (8).
+_SINGLE = ("A photo of a {} in the scene",)
+_SELECT = ("itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+           "a {} in a video game.", "art of the {}.", "a photo of the small {}.", "a photo of a {}.")
+
+
+def prompt_templates(prompts: str) -> tuple[str, ...]:
+    """The templates of a prompt set: 'single' (1), 'imagenet_select' (8) or 'imagenet' (CLIP's 80)."""
+    if prompts == "single":
+        return _SINGLE
+    if prompts == "imagenet_select":
+        return _SELECT
+    if prompts == "imagenet":
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+        return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+    raise ValueError(f"unknown prompt set {prompts!r}; choose one of {', '.join(PROMPT_SETS)}")
+
+
+def register_configs() -> None:
+    """Make our model configs (the tiny CLIP) known to open_clip by name."""
+    import open_clip
+
+    if TINY_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (or 0-255 float) RGB [B, 3, H, W] -> CLIP-normalised float32."""
+    mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() - mean) / std
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+
+@dataclass
+class DenseClip:
+    """A loaded, frozen open_clip model with the dense and text paths the methods need."""
+
+    model: Any                      # open_clip.CLIP, eval mode, on `device`
+    tokenizer: Any
+    name: str
+    weights: str                    # what was loaded: a tag, a path, or "random"
+    device: torch.device
+    amp: bool = False               # mixed precision (CUDA only)
+    cache_size: int = 32
+    text_cache: OrderedDict = field(default_factory=OrderedDict)
+    cache_stats: CacheStats = field(default_factory=CacheStats)
+    _positions: dict = field(default_factory=dict)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.visual.proj.shape[1])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.model.visual.conv1.kernel_size[0])
+
+    @property
+    def native_size(self) -> int:
+        return int(self.model.visual.image_size[0])
+
+    def autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    # -- image path ------------------------------------------------------------------------------
+
+    def tokens(self, images: torch.Tensor, last_block: str = "value") -> torch.Tensor:
+        """CLIP-normalised images [B, 3, H, W] (H, W multiples of the patch size) -> every token after
+        `ln_post` and `proj`, [B, 1 + h*w, D]; token 0 is the class token."""
+        if last_block not in LAST_BLOCKS:
+            raise ValueError(f"last_block={last_block!r}: choose one of {', '.join(LAST_BLOCKS)}")
+        visual = self.model.visual
+        with torch.no_grad(), self.autocast():
+            x = visual.conv1(images.to(self.device))
+            grid = x.shape[-2:]
+            x = x.flatten(2).transpose(1, 2)
+            cls = visual.class_embedding.view(1, 1, -1).expand(x.shape[0], -1, -1).to(x.dtype)
+            x = torch.cat([cls, x], dim=1) + self._positional_embedding(grid).to(x.dtype)
+            x = visual.ln_pre(x)
+            blocks = visual.transformer.resblocks
+            for block in blocks[:-1]:
+                x = block(x)
+            x = blocks[-1](x) if last_block == "plain" else value_path(blocks[-1], x)
+            x = visual.ln_post(x) @ visual.proj
+        return x.float()
+
+    def dense_features(self, images: torch.Tensor, last_block: str = "value") -> torch.Tensor:
+        """CLIP-normalised images [B, 3, H, W] -> dense features [B, D, H/patch, W/patch] (not normalised)."""
+        height, width = images.shape[-2:]
+        patch = self.patch_size
+        if height % patch or width % patch:
+            raise ValueError(f"CLIP input {height}x{width} is not a multiple of the patch size {patch}; resize first")
+        tokens = self.tokens(images, last_block)[:, 1:]
+        return tokens.transpose(1, 2).reshape(images.shape[0], -1, height // patch, width // patch)
+
+    def _positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The positional embedding for a token grid, bicubically resized from the trained one (cached)."""
+        key = tuple(grid)
+        if key not in self._positions:
+            stored = self.model.visual.positional_embedding
+            side = math.isqrt(stored.shape[0] - 1)
+            if key == (side, side):
+                self._positions[key] = stored
+            else:
+                patches = stored[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+                resized = F.interpolate(patches, size=key, mode="bicubic", align_corners=False)
+                resized = resized.permute(0, 2, 3, 1).reshape(key[0] * key[1], -1).to(stored.dtype)
+                self._positions[key] = torch.cat([stored[:1], resized])
+        return self._positions[key]
+
+    # -- text path -------------------------------------------------------------------------------
+
+    def text_embeddings(self, vocabulary: list[str], prompts: str = "imagenet", batch_size: int = 256) -> torch.Tensor:
+        """L2-normalised text embeddings [templates, classes, D], one per (class, template); cached
+        per (vocabulary, prompt set), because every cell of a run asks for the same few."""
+        if not vocabulary:
+            raise ValueError("the vocabulary is empty: CLIP needs at least one class name")
+        key = (tuple(vocabulary), prompts)
+        if key in self.text_cache:
+            self.cache_stats.hits += 1
+            self.text_cache.move_to_end(key)
+            return self.text_cache[key]
+        self.cache_stats.misses += 1
+        templates = prompt_templates(prompts)
+        texts = [template.format(name) for template in templates for name in vocabulary]
+        chunks = []
+        with torch.no_grad(), self.autocast():
+            for start in range(0, len(texts), batch_size):
+                tokens = self.tokenizer(texts[start: start + batch_size]).to(self.device)
+                chunks.append(self.model.encode_text(tokens).float())
+        embeddings = F.normalize(torch.cat(chunks), dim=-1).reshape(len(templates), len(vocabulary), -1)
+        self.text_cache[key] = embeddings
+        if len(self.text_cache) > self.cache_size:
+            self.text_cache.popitem(last=False)
+        return embeddings
+
+
+def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A residual attention block whose attention keeps only the value path: q and k are ignored,
+    so each token's attention output is its own projected value (attention restricted to itself)."""
+    attn = block.attn
+    width = x.shape[-1]
+    values = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width:], attn.in_proj_bias[2 * width:])
+    x = x + block.ls_1(attn.out_proj(values))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of dense image features [B, D, H, W] with text embeddings [T, C, D]:
+    the cost volume [B, T, C, H, W] (Eq. 12, with CAT-Seg's template axis)."""
+    image = F.normalize(dense.float(), dim=1)
+    return torch.einsum("bdhw,tcd->btchw", image, F.normalize(text.float(), dim=-1))
+
+
+_LOADED: OrderedDict[tuple, DenseClip] = OrderedDict()
+
+
+def load_clip(model: str = PAPER_MODEL, pretrained: str | os.PathLike | None = "auto",
+              device: torch.device | str = "cpu", amp: bool = True) -> DenseClip:
+    """An open_clip model by name with weights from `pretrained`, frozen, in eval mode.
+
+    `pretrained`: a local checkpoint path (an open_clip state dict: .pt/.pth/.bin/.safetensors); a
+    tag open_clip knows for the model (e.g. 'openai'; open_clip downloads it or reads its cache);
+    'random' for random weights; or 'auto': ${CHECKPOINT_ENV} when set, else the model's OpenAI
+    weights when already in the Hugging Face cache, else random weights with a warning. Loaded models
+    are kept per process, so the cells of a run share one copy and its text-embedding cache.
+    """
+    register_configs()
+    import open_clip
+
+    device = torch.device(device)
+    if model not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if model.lower()[:5] in m.lower()][:8]
+        raise ValueError(f"unknown CLIP model {model!r}; open_clip knows e.g. {close or open_clip.list_models()[:8]} "
+                         f"(the paper's is {PAPER_MODEL}, the tiny test model {TINY_MODEL})")
+    weights = _resolve_weights(model, pretrained)
+    key = (model, weights, str(device), amp)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    with _quiet_root_logger():  # open_clip logs every step of model creation on the root logger
+        clip_model = _create(open_clip, model, weights)
+    visual = clip_model.visual
+    if getattr(visual, "attn_pool", None) is not None or not hasattr(visual, "class_embedding"):
+        raise ValueError(f"CLIP model {model} is not a plain ViT with a class token; dense features need one")
+    clip_model.eval().requires_grad_(False).to(device)
+    loaded = DenseClip(clip_model, open_clip.get_tokenizer(model), model, weights, device, amp)
+    _LOADED[key] = loaded
+    while len(_LOADED) > 2:  # a run uses one or two CLIPs; drop older ones rather than hold GPU memory
+        _LOADED.popitem(last=False)
+    return loaded
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _resolve_weights(model: str, pretrained: str | os.PathLike | None) -> str:
+    """`pretrained` -> a checked file path, a tag, or 'random'."""
+    import open_clip
+
+    value = "random" if pretrained is None else str(pretrained)
+    if value.lower() in RANDOM:
+        return "random"
+    if value == "auto":
+        if os.environ.get(CHECKPOINT_ENV):
+            return _checked_path(model, os.environ[CHECKPOINT_ENV])
+        cached = _cached_openai_weights(model)
+        if cached:
+            return cached
+        log.warning("CLIP %s: no checkpoint given (set $%s or the method's clip_pretrained option) and no "
+                    "cached OpenAI weights found; using RANDOM weights, so results are meaningless", model,
+                    CHECKPOINT_ENV)
+        return "random"
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if value in tags:
+        return value
+    looks_like_path = os.sep in value or pathlib.Path(value).suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+    if looks_like_path or pathlib.Path(value).exists():
+        return _checked_path(model, value)
+    raise ValueError(f"CLIP pretrained={value!r} is neither a file nor a tag open_clip knows for {model} "
+                     f"({', '.join(tags) or 'none'}); pass a checkpoint path, a tag, 'auto' or 'random'")
+
+
+def _checked_path(model: str, value: str) -> str:
+    path = pathlib.Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"CLIP checkpoint {path} does not exist; expected an open_clip state dict "
+                                f"(.pt, .pth, .bin or .safetensors) for the model {model}")
+    return str(path.resolve())
+
+
+def _cached_openai_weights(model: str) -> str | None:
+    """OpenAI's weights for `model` when the Hugging Face cache already holds them (no download)."""
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.pretrained import get_pretrained_cfg
+
+    repo = get_pretrained_cfg(model, "openai").get("hf_hub", "").strip("/")
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename) if repo else None
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _create(open_clip, model: str, weights: str):
+    if weights == "random":
+        return open_clip.create_model(model, pretrained=None)
+    is_file = pathlib.Path(weights).is_file()
+    try:
+        return open_clip.create_model(model, pretrained=weights)
+    except Exception as error:  # open_clip raises many types for a bad file; say what was expected
+        if is_file:
+            raise ValueError(f"cannot load CLIP checkpoint {weights} into {model}: {type(error).__name__}: "
+                             f"{str(error)[:500]}. Expected an open_clip state dict for {model} (for OpenAI's "
+                             f"ViT-B/16: open_clip_pytorch_model.bin from timm/vit_base_patch16_clip_224.openai); "
+                             "the file may be corrupt or for another model") from error
+        raise FileNotFoundError(f"CLIP weights {model}/{weights} are not in the local cache and could not be "
+                                f"downloaded ({type(error).__name__}: {str(error)[:300]}); pass a local checkpoint "
+                                "path instead") from error
