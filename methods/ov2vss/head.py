@@ -1,0 +1,40 @@
+"""The prediction head (Eq. 14-15): the per-class cost embedding fused with the frame's feature.
+
+The cost embedding is upsampled to the head's resolution and fused with the image feature (Ô_t in
+OV2VSS; the frame's own pyramid feature in the image-only baseline) by concatenation or, for the
+Table III ablation, element-wise addition; a small convolutional head gives one logit per class and
+pixel. Classes stay folded into the batch, so the head serves any vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FUSIONS = ("concat", "add")
+
+
+class ClassHead(nn.Module):
+    def __init__(self, cost_channels: int, feature_channels: int, hidden: int, fusion: str = "concat"):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion={fusion!r}: choose one of {', '.join(FUSIONS)}")
+        self.fusion = fusion
+        # Addition needs equal widths: the feature is projected to the cost embedding's.
+        self.align = nn.Conv2d(feature_channels, cost_channels, 1) if fusion == "add" else nn.Identity()
+        width = cost_channels if fusion == "add" else cost_channels + feature_channels
+        self.layers = nn.Sequential(
+            nn.Conv2d(width, hidden, 3, padding=1), nn.GroupNorm(min(8, hidden), hidden), nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(min(8, hidden), hidden), nn.GELU(),
+            nn.Conv2d(hidden, 1, 1))
+
+    def forward(self, cost: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        """cost [B, C, E, h, w], feature [B, F, H, W] -> logits [B, C, H, W]."""
+        batch, classes, channels, height, width = cost.shape
+        size = feature.shape[-2:]
+        x = F.interpolate(cost.reshape(batch * classes, channels, height, width), size=size, mode="bilinear",
+                          align_corners=False)
+        feature = self.align(feature).repeat_interleave(classes, dim=0)
+        x = x + feature if self.fusion == "add" else torch.cat([x, feature], dim=1)
+        return self.layers(x).reshape(batch, classes, *size)

@@ -1,0 +1,290 @@
+"""The authors' training recipe (facts.md section 2), shared by OV2VSS and the image-only baseline.
+
+AdamW (lr 3e-6, betas 0.9/0.999, weight decay 0.01, everything but the backbone at 10x), a linear
+warm-up over 1500 iterations then poly decay (power 0.9) to 100k iterations, gradients accumulated
+over 4 samples; training crops: random rescale 0.5-2x, 480x480 crop with at most 75% of one class,
+horizontal flip, photometric distortion; only seen classes supervised, and held-out (unseen) pixels
+blanked in the input. Every value is a field of `TrainConfig`.
+
+Samples are drawn from a generator seeded by (seed, iteration, micro-step), so a resumed run draws
+exactly what an uninterrupted one would; `last.pt` holds everything else (weights, optimiser, RNG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import pathlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.metrics import IGNORE
+from benchmark.progress import Progress
+from methods.ov2vss.backbones import IMAGENET_MEAN
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "ovvss-checkpoint-1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 100_000
+    lr: float = 3e-6
+    head_lr_mult: float = 10.0
+    weight_decay: float = 0.01
+    warmup: int = 1500
+    warmup_ratio: float = 1e-6
+    power: float = 0.9
+    accumulate: int = 4
+    crop: int = 480
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+    cat_max_ratio: float = 0.75
+    flip: bool = True
+    photometric: bool = True
+    mask_unseen_input: bool = True
+    checkpoint_every: int = 1000
+    log_every: int = 20
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> TrainConfig:
+        defaults = asdict(cls())
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise TypeError(f"unknown training options {unknown}; known: {sorted(defaults)}")
+        config = cls(**{key: _coerce(key, value, type(defaults[key])) for key, value in options.items()})
+        if config.iterations < 1 or config.accumulate < 1 or config.crop < 16:
+            raise ValueError(f"training options iterations={config.iterations}, accumulate={config.accumulate}, "
+                             f"crop={config.crop}: need iterations >= 1, accumulate >= 1, crop >= 16")
+        if not 0 < config.scale_min <= config.scale_max:
+            raise ValueError(f"training scale range {config.scale_min}..{config.scale_max} is empty")
+        return config
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    """Option values from the command line as the field's type ('1e-3' is a string to YAML)."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        number = kind(value)
+        if kind is int and number != float(value):
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        raise ValueError(f"training option {key}={value!r}: expected a {kind.__name__}") from None
+
+
+def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
+    """mmseg's poly schedule with linear warm-up: the factor applied to each group's base rate."""
+    poly = (1 - iteration / config.iterations) ** config.power
+    if iteration < config.warmup:
+        return poly * (1 - (1 - iteration / config.warmup) * (1 - config.warmup_ratio))
+    return poly
+
+
+def sample_rng(seed: int, iteration: int, micro: int) -> np.random.Generator:
+    return np.random.default_rng([seed, iteration, micro])
+
+
+def augment(image: torch.Tensor, target: np.ndarray, held_out: np.ndarray, config: TrainConfig,
+            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training crop: uint8 [3, H, W] frame and its targets -> uint8 [3, S, S], int64 [S, S]."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    image = image.float()
+    target = torch.from_numpy(target)
+    if config.mask_unseen_input and held_out.any():
+        image = torch.where(torch.from_numpy(held_out), mean, image)
+    scale = rng.uniform(config.scale_min, config.scale_max)
+    height, width = image.shape[-2:]
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+    target = F.interpolate(target[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    top, left = _crop_corner(target, config, rng)
+    image = image[:, top: top + config.crop, left: left + config.crop]
+    target = target[top: top + config.crop, left: left + config.crop]
+    if config.flip and rng.random() < 0.5:
+        image, target = image.flip(-1), target.flip(-1)
+    if config.photometric:
+        image = photometric_distortion(image, rng)
+    pad = (0, config.crop - image.shape[-1], 0, config.crop - image.shape[-2])
+    if any(pad):  # padding is the mean colour (zero after normalisation) and ignored in the loss
+        image = F.pad(image - mean, pad) + mean
+        target = F.pad(target, pad, value=IGNORE)
+    return image.round().clamp(0, 255).to(torch.uint8), target
+
+
+def _crop_corner(target: torch.Tensor, config: TrainConfig, rng: np.random.Generator) -> tuple[int, int]:
+    """A random crop corner; up to 10 tries for one where no class covers more than cat_max_ratio
+    of the labelled pixels (mmseg's RandomCrop)."""
+    height, width = target.shape
+    for _ in range(10):
+        top = int(rng.integers(0, max(height - config.crop, 0) + 1))
+        left = int(rng.integers(0, max(width - config.crop, 0) + 1))
+        window = target[top: top + config.crop, left: left + config.crop]
+        _, counts = torch.unique(window[window != IGNORE], return_counts=True)
+        if config.cat_max_ratio >= 1 or len(counts) > 1 and counts.max() / counts.sum() < config.cat_max_ratio:
+            break
+    return top, left
+
+
+def photometric_distortion(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """mmseg's PhotoMetricDistortion on a float 0-255 image: brightness, contrast, saturation and hue,
+    each applied with probability 0.5."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if rng.random() < 0.5:
+        image = image + rng.uniform(-32, 32)
+    contrast_first = rng.random() < 0.5
+    contrast = rng.uniform(0.5, 1.5) if rng.random() < 0.5 else None
+    if contrast_first and contrast is not None:
+        image = image * contrast
+    image = image.clamp(0, 255) / 255
+    if rng.random() < 0.5:
+        image = TF.adjust_saturation(image, rng.uniform(0.5, 1.5))
+    if rng.random() < 0.5:
+        image = TF.adjust_hue(image, rng.uniform(-18, 18) / 360)
+    image = image * 255
+    if not contrast_first and contrast is not None:
+        image = image * contrast
+    return image.clamp(0, 255)
+
+
+#: One micro-step: (iteration, micro-step index) -> the loss of one sample.
+LossFn = Callable[[int, int], torch.Tensor]
+
+
+def train(model: nn.Module, head_parameters: list[nn.Parameter], loss_fn: LossFn, config: TrainConfig,
+          run_dir: pathlib.Path, device: torch.device, meta: dict[str, Any], amp: bool = True) -> pathlib.Path:
+    """Run the recipe; resume from `run_dir/last.pt` when it exists. Returns the final checkpoint,
+    which holds the trained weights and `meta` (what built the model, on what data)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    head_ids = {id(p) for p in head_parameters}
+    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    optimizer = torch.optim.AdamW(
+        [{"params": backbone, "lr": config.lr}, {"params": head_parameters, "lr": config.lr * config.head_lr_mult}],
+        lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    base_rates = [group["lr"] for group in optimizer.param_groups]
+    start = _resume(run_dir, model, optimizer, config)
+    log_path = run_dir / "loss.csv"
+    _truncate_log(log_path, start)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else contextlib.nullcontext()
+    progress = Progress(config.iterations - start, f"train {run_dir.name}", "it")
+    started, window = time.perf_counter(), []
+    for iteration in range(start, config.iterations):
+        factor = learning_rate_factor(iteration, config)
+        for group, rate in zip(optimizer.param_groups, base_rates):
+            group["lr"] = rate * factor
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(config.accumulate):
+            with autocast:
+                loss = loss_fn(iteration, micro) / config.accumulate
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss is {loss.item()} at iteration {iteration}; lower lr "
+                                         f"(now {config.lr}) or check the data; {run_dir / 'last.pt'} holds the "
+                                         "last good state")
+            loss.backward()
+            total += loss.item()
+        optimizer.step()
+        window.append(total)
+        done = iteration + 1
+        if done % config.log_every == 0 or done == config.iterations:
+            _append_log(log_path, done, float(np.mean(window)), optimizer.param_groups[0]["lr"],
+                        time.perf_counter() - started)
+            log.info("train %s: iteration %d/%d loss %.4f", run_dir.name, done, config.iterations, np.mean(window))
+            window = []
+        if done % config.checkpoint_every == 0 or done == config.iterations:
+            _save_state(run_dir, model, optimizer, done, config)
+        progress.update(1)
+    progress.close()
+    final = run_dir / "final.pt"
+    _atomic_save({"format": CHECKPOINT_FORMAT, **meta, "iterations": config.iterations,
+                  "train_config": asdict(config), "model": model.state_dict()}, final)
+    return final
+
+
+def _resume(run_dir: pathlib.Path, model: nn.Module, optimizer, config: TrainConfig) -> int:
+    path = run_dir / "last.pt"
+    if not path.is_file():
+        return 0
+    state = load_checkpoint(path, "a training state written by `train`")
+    if state.get("train_config") != asdict(config):
+        changed = {k: (v, asdict(config)[k]) for k, v in state.get("train_config", {}).items() if asdict(config)[k] != v}
+        raise ValueError(f"{path} was written with other training options {changed} (saved, now); resume with the "
+                         "same options, or start afresh with --fresh")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resuming %s from iteration %d", run_dir, state["iteration"])
+    return int(state["iteration"])
+
+
+def _save_state(run_dir: pathlib.Path, model: nn.Module, optimizer, iteration: int, config: TrainConfig) -> None:
+    _atomic_save({"format": CHECKPOINT_FORMAT, "iteration": iteration, "train_config": asdict(config),
+                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "torch_rng": torch.get_rng_state()}, run_dir / "last.pt")
+
+
+def _atomic_save(obj: Any, path: pathlib.Path) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: pathlib.Path, expected: str) -> dict[str, Any]:
+    """A checkpoint written by this module, with an error naming the path and what was expected."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; expected {expected}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a truncated or foreign file
+        raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
+                         f"{expected}; the file is corrupt or truncated: train again or copy it again") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"checkpoint {path} is not {expected} (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+def _truncate_log(path: pathlib.Path, iteration: int) -> None:
+    """Drop log rows past the resumed iteration, so the log reads like one uninterrupted run."""
+    if not path.is_file():
+        return
+    with path.open() as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= iteration]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["iteration", "loss", "lr", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _append_log(path: pathlib.Path, iteration: int, loss: float, lr: float, seconds: float) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["iteration", "loss", "lr", "seconds"])
+        writer.writerow([iteration, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE of logits [B, C, h, w] upsampled to the target [B, H, W]; IGNORE pixels do not count."""
+    logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
+    if not (target != IGNORE).any():
+        return logits.sum() * 0  # a crop with no labelled pixel: a zero loss that keeps the graph
+    return F.cross_entropy(logits, target, ignore_index=IGNORE)
+
