@@ -1,8 +1,9 @@
-"""Command line: python -m benchmark run | list | report | status | data check."""
+"""Command line: python -m benchmark run | train | list | report | status | data check."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import pathlib
 import sys
 
 DEFAULT_OUTPUT = pathlib.Path("results/runs/default")
+TRAIN_ROOT = pathlib.Path("results/train")
 
 
 class UsageError(Exception):
@@ -64,6 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
     run.set_defaults(handler=cmd_run)
+
+    train = commands.add_parser(
+        "train", help="train a trainable method on a dataset's seen classes",
+        description="Train a method on the training split of a dataset setting (default: the seen classes). "
+                    "Checkpoints go to the output folder; running the same command again resumes from the last one.")
+    train.add_argument("--method", required=True, help="a trainable method (see `list methods`)")
+    train.add_argument("--dataset", default="vspw:seen", help="NAME[:SETTING] (default %(default)s; synthetic:seen needs no data)")
+    train.add_argument("--protocol", default="intended", choices=PROTOCOLS,
+                       help="label handling; `official` also drops the split's last class from training, as the authors' code does")
+    train.add_argument("--opt", action="append", default=[], metavar="NAME.KEY=VALUE",
+                       help="a method option, including its training recipe, e.g. clip-cost-volume.iterations=2000")
+    train.add_argument("--dataset-opt", action="append", default=[], metavar="NAME.KEY=VALUE")
+    train.add_argument("--plugin", action="append", default=[], help="a .py file or module that defines methods")
+    train.add_argument("--data-root", type=pathlib.Path, default=None)
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", type=pathlib.Path, default=None,
+                       help=f"training folder (default {TRAIN_ROOT}/METHOD__DATASET-SETTING__PROTOCOL__HASH)")
+    train.add_argument("--fresh", action="store_true", help="discard the folder's saved state and start again")
+    train.set_defaults(handler=cmd_train)
 
     listing = commands.add_parser("list", help="list methods or datasets")
     listing.add_argument("what", choices=["methods", "datasets"])
@@ -150,6 +172,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     for result in failed:
         print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from benchmark import plan, registry
+    from benchmark.data import catalog
+    from benchmark.data.training import open_training
+    from benchmark.interface import TrainableMethod
+    from benchmark.runner import resolve_device, seed_everything
+
+    for plugin in args.plugin:
+        registry.load_plugin(plugin)
+    cls = registry.get(args.method)
+    if not issubclass(cls, TrainableMethod):
+        raise UsageError(f"method {args.method} is not trainable (not a TrainableMethod); it runs as it is")
+    options = plan.parse_assignments(args.opt, "--opt")
+    dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
+    name, setting = catalog.parse(args.dataset)
+    setting = setting or "seen"
+    stray = sorted(set(options) - {args.method}) + sorted(set(dataset_options) - {name})
+    if stray:
+        raise UsageError(f"--opt/--dataset-opt name {stray}; this trains only {args.method} on {name}")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as error:
+        raise UsageError(f"--device {args.device!r}: {error}") from error
+    config = {"method": args.method, "options": {**cls.default_options(), **options.get(args.method, {})},
+              "dataset": name, "setting": setting, "protocol": args.protocol,
+              "dataset_options": dataset_options.get(name, {}), "seed": args.seed}
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    run_dir = args.output or TRAIN_ROOT / f"{args.method}__{name}-{setting}__{args.protocol}__{digest}"
+    if args.fresh:
+        for stale in ("last.pt", "loss.csv", "final.pt"):
+            (run_dir / stale).unlink(missing_ok=True)
+    train_set = open_training(name, setting, args.protocol, args.data_root, dataset_options.get(name))
+    print(f"training {args.method} on {train_set} -> {run_dir}", flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({**config, "argv": sys.argv[1:]}, indent=1, default=str))
+    seed_everything(args.seed)
+    method = registry.create(args.method, **options.get(args.method, {}))
+    method.setup(train_set.vocabulary, device)
+    checkpoint = method.fit(train_set, train_set.vocabulary, run_dir)
+    given = "".join(f" --opt {item}" for item in args.opt)
+    print(f"checkpoint: {checkpoint}\nloss log: {run_dir / 'loss.csv'}\nevaluate with: python -m benchmark run "
+          f"--methods {args.method}{given} --checkpoint {args.method}={checkpoint}")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -147,6 +147,11 @@ class Method(abc.ABC):
         Values index the vocabulary, or are ABSTAIN for "none of these".
         """
 
+    def provenance(self) -> dict[str, Any]:
+        """What the method loaded (weights and their paths, effective settings), recorded with each
+        result after `setup`. A list under "warnings" is also logged and shown with the result."""
+        return {}
+
 
 class ImageMethod(Method):
     """A method that labels each frame on its own."""
@@ -161,11 +166,16 @@ class ImageMethod(Method):
 
 
 class TrainableMethod(Method):
-    """A method that learns on the seen classes before it is evaluated."""
+    """A method that learns on the seen classes before it is evaluated.
+
+    `python -m benchmark train` calls `setup(train.vocabulary, device)`, then `fit`; `run` calls
+    `load(checkpoint)` before `setup` when given `--checkpoint NAME=PATH`.
+    """
 
     @abc.abstractmethod
     def fit(self, train: Any, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
-        """Train on `train` with the seen `vocabulary`; return the checkpoint's path."""
+        """Train on `train` (a `benchmark.data.training.TrainingSet`) with the seen `vocabulary`,
+        writing into `run_dir` (resume from what is there); return the checkpoint's path."""
 
     @abc.abstractmethod
     def load(self, checkpoint: pathlib.Path) -> None:

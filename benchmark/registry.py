@@ -26,6 +26,8 @@ ENTRY_POINT_GROUP = "benchmark.methods"
 BUILTIN: dict[str, tuple[str, str]] = {
     "chance": ("methods.chance:ChanceMethod",
                "uniform random label per pixel: the chance level every method must beat"),
+    "clip-cost-volume": ("methods.clip_cost_volume:ClipCostVolume",
+                         "image-only CLIP cost volume: training-free, or trained (OV2VSS without its video modules)"),
 }
 
 _registered: dict[str, type[Method]] = {}

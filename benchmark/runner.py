@@ -101,7 +101,7 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     for note in evaluation.notes:
         log.warning("cell %s: %s", cell.id, note)
 
-    _seed_everything(cell.seed)
+    seed_everything(cell.seed)
     device = resolve_device(context.device)
     method = registry.create(cell.method, **cell.options)
     if cell.checkpoint:
@@ -109,6 +109,9 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     started = time.perf_counter()
     method.setup(list(setting.vocabulary), device)
     timing = {"setup_s": time.perf_counter() - started, "segment_s": 0.0}
+    result["provenance"]["method"] = method.provenance()
+    for warning in result["provenance"]["method"].get("warnings", []):
+        log.warning("cell %s: %s", cell.id, warning)
 
     states = store.load_video_states(cell.id)
     if states:
@@ -118,7 +121,7 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     progress = Progress(todo_frames, cell.id)
     videos = prefetched_videos(todo, PREFETCH_FRAMES, ahead="all" if method.video else "annotated")
     for record, video in zip(todo, videos):
-        _seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
+        seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
         states[record.name] = _evaluate_video(method, cell, setting, record, video, progress)
         timing["segment_s"] += time.perf_counter() - started
@@ -206,7 +209,7 @@ def _sparse_to_confusion(entries: list[list[int]], num_classes: int) -> Confusio
     return confusion
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)

@@ -212,20 +212,24 @@ def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 _LOADED: OrderedDict[tuple, DenseClip] = OrderedDict()
 
 
-def load_clip(model: str = PAPER_MODEL, pretrained: str | os.PathLike | None = "auto",
+def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto",
               device: torch.device | str = "cpu", amp: bool = True) -> DenseClip:
     """An open_clip model by name with weights from `pretrained`, frozen, in eval mode.
 
     `pretrained`: a local checkpoint path (an open_clip state dict: .pt/.pth/.bin/.safetensors); a
     tag open_clip knows for the model (e.g. 'openai'; open_clip downloads it or reads its cache);
     'random' for random weights; or 'auto': ${CHECKPOINT_ENV} when set, else the model's OpenAI
-    weights when already in the Hugging Face cache, else random weights with a warning. Loaded models
+    weights when already in the Hugging Face cache, else random weights with a warning.
+    `model="auto"` is the paper's model when 'auto' finds weights for it, else the tiny model: random
+    weights are meaningless at any size, and the tiny one runs in seconds on a laptop. Loaded models
     are kept per process, so the cells of a run share one copy and its text-embedding cache.
     """
     register_configs()
     import open_clip
 
     device = torch.device(device)
+    if model == "auto":
+        model = PAPER_MODEL if str(pretrained) != "auto" or _auto_weights(PAPER_MODEL) else TINY_MODEL
     if model not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if model.lower()[:5] in m.lower()][:8]
         raise ValueError(f"unknown CLIP model {model!r}; open_clip knows e.g. {close or open_clip.list_models()[:8]} "
@@ -267,11 +271,9 @@ def _resolve_weights(model: str, pretrained: str | os.PathLike | None) -> str:
     if value.lower() in RANDOM:
         return "random"
     if value == "auto":
-        if os.environ.get(CHECKPOINT_ENV):
-            return _checked_path(model, os.environ[CHECKPOINT_ENV])
-        cached = _cached_openai_weights(model)
-        if cached:
-            return cached
+        found = _auto_weights(model)
+        if found:
+            return found
         log.warning("CLIP %s: no checkpoint given (set $%s or the method's clip_pretrained option) and no "
                     "cached OpenAI weights found; using RANDOM weights, so results are meaningless", model,
                     CHECKPOINT_ENV)
@@ -284,6 +286,13 @@ def _resolve_weights(model: str, pretrained: str | os.PathLike | None) -> str:
         return _checked_path(model, value)
     raise ValueError(f"CLIP pretrained={value!r} is neither a file nor a tag open_clip knows for {model} "
                      f"({', '.join(tags) or 'none'}); pass a checkpoint path, a tag, 'auto' or 'random'")
+
+
+def _auto_weights(model: str) -> str | None:
+    """What `pretrained='auto'` finds for `model`: ${CHECKPOINT_ENV}, else cached OpenAI weights."""
+    if os.environ.get(CHECKPOINT_ENV):
+        return _checked_path(model, os.environ[CHECKPOINT_ENV])
+    return _cached_openai_weights(model)
 
 
 def _checked_path(model: str, value: str) -> str:
@@ -299,7 +308,7 @@ def _cached_openai_weights(model: str) -> str | None:
     from huggingface_hub import try_to_load_from_cache
     from open_clip.pretrained import get_pretrained_cfg
 
-    repo = get_pretrained_cfg(model, "openai").get("hf_hub", "").strip("/")
+    repo = (get_pretrained_cfg(model, "openai") or {}).get("hf_hub", "").strip("/")
     for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
         found = try_to_load_from_cache(repo, filename) if repo else None
         if isinstance(found, str):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, TEST_METHODS, run_cli
 
 from benchmark import cli
@@ -188,14 +189,15 @@ def test_clear_errors_for_bad_input(tmp_path):
 
 
 def test_a_trainable_method_loads_its_checkpoint_before_evaluation(tmp_path):
-    from benchmark import registry
 
-    registry.load_plugin(str(TEST_METHODS))
-    checkpoint = registry.create("test-trainable").fit(2, [], tmp_path)
+    assert cli.main(["train", "--method", "test-trainable", "--dataset", "synthetic:seen", "--plugin", str(TEST_METHODS),
+                     "--output", str(tmp_path / "train")]) == 0
+    checkpoint = tmp_path / "train" / "label.pt"
+    label = int(torch.load(checkpoint, weights_only=True)["label"])
     out = tmp_path / "run"
-    common = ["--plugin", str(TEST_METHODS), "--datasets", "synthetic:unseen", "--output", str(out)]
+    common = ["--plugin", str(TEST_METHODS), "--datasets", "synthetic:seen", "--output", str(out)]
     assert cli.main(["run", *common, "--methods", "test-trainable", "--checkpoint", f"test-trainable={checkpoint}"]) == 0
-    assert cli.main(["run", *common, "--methods", "test-constant", "--opt", "test-constant.label=2"]) == 0
+    assert cli.main(["run", *common, "--methods", "test-constant", "--opt", f"test-constant.label={label}"]) == 0
     trained = one_cell(out, "test-trainable")
     assert trained["cell"]["checkpoint"] == str(checkpoint)
     assert trained["metrics"] == one_cell(out, "test-constant")["metrics"]
