@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print("interrupted: every finished video is saved; run the same command again to resume", file=sys.stderr)
+        print("interrupted: finished work is saved (each evaluated video; training up to its last checkpoint); "
+              "run the same command again to resume", file=sys.stderr)
         return 130
     except (UsageError, LookupError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from dataset_fixtures import write_vspw
 
 from benchmark import cli, registry
 from benchmark.data.training import open_training
@@ -142,3 +143,17 @@ def test_trained_variant_without_weights_and_bad_checkpoints_fail_clearly(tmp_pa
         registry.create(METHOD).load(foreign)
     with pytest.raises(TypeError, match="unknown training options"):
         registry.create(METHOD, iteration=5)
+
+
+def test_train_reads_vspw_in_its_real_layout_and_supervises_only_seen_classes(tmp_path):
+    write_vspw(tmp_path / "data", frames=3)
+    train = open_training("vspw", "seen", data_root=tmp_path / "data")
+    assert len(train.vocabulary) == 80 and [len(v.annotated) for v in train.videos] == [3]
+    target, held_out = train.labels(0, 0)
+    assert target.max() < 80 or target.max() == IGNORE
+    assert held_out.any() and (target[held_out] == IGNORE).all()  # the fixture draws unseen ids too
+    assert cli.main(["train", "--method", METHOD, "--dataset", "vspw:seen", "--data-root", str(tmp_path / "data"),
+                     "--output", str(tmp_path / "train"),
+                     *opts(variant="trained", **TINY, iterations=2, accumulate=1, warmup=1)]) == 0
+    final = torch.load(tmp_path / "train" / "final.pt", weights_only=True)
+    assert final["vocabulary"] == train.vocabulary and final["train_set"].startswith("TrainingSet(vspw:seen, train")
