@@ -99,23 +99,26 @@ class ClipCostVolume(ImageMethod, TrainableMethod):
             return self.model(crops.to(self.device), self.clip, self.text).float()
 
     def provenance(self) -> dict[str, Any]:
-        clip = getattr(self, "clip", None)
+        clip = self.clip  # called after setup
+        options = self.model_options
         info: dict[str, Any] = {"variant": self.variant,
-                                "clip": {"model": self.model_options["clip_model"],
-                                         "weights": clip.weights if clip else None},
+                                "clip": {"model": options["clip_model"], "weights": clip.weights,
+                                         **{k: options[k] for k in ("clip_input", "prompts", "last_block")}},
+                                "inference": {**self.windows_options, "size": self.windows.size},
                                 "warnings": []}
-        if clip is not None and clip.weights == "random":
+        if clip.weights == "random":
             info["warnings"].append(f"CLIP {clip.name} has random weights (none found): the numbers say nothing "
                                     "about the method; pass --opt clip-cost-volume.clip_pretrained=PATH to the "
                                     "paper's OpenAI ViT-B/16 weights")
         if self.variant == "trained":
-            info["model_config"] = self.model_options
+            info["model_config"] = options
             if self.checkpoint is not None:
                 info["checkpoint"] = {k: self.checkpoint.get(k) for k in
                                       ("path", "iterations", "train_set", "clip_weights", "train_config")}
-                if clip is not None and self.checkpoint.get("clip_weights") != clip.weights:
-                    info["warnings"].append(f"trained with CLIP weights {self.checkpoint.get('clip_weights')} but "
-                                            f"evaluated with {clip.weights}")
+                trained_with = self.checkpoint.get("clip_weights")
+                if trained_with != clip.weights or clip.weights == "random":  # random weights differ per process
+                    info["warnings"].append(f"trained against CLIP weights {trained_with} but evaluated with "
+                                            f"{clip.weights}: the cost volumes differ from the ones it learned")
         return info
 
     # -- training --------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ def test_training_free_variant_runs_on_the_synthetic_dataset(tmp_path):
                      *opts(clip_model=clip.TINY_MODEL, clip_pretrained="random", overlap=0.5)]) == 0
     cell = cell_of(out)
     assert cell["status"] == "done" and cell["counts"]["frames"] == 80
-    assert cell["provenance"]["method"]["clip"] == {"model": clip.TINY_MODEL, "weights": "random"}
+    assert cell["provenance"]["method"]["clip"] == {"model": clip.TINY_MODEL, "weights": "random", "clip_input": 64,
+                                                    "prompts": "imagenet", "last_block": "value"}
+    assert cell["provenance"]["method"]["inference"] == {"mode": "slide", "size": 64, "overlap": 0.5, "batch_size": 8}
     assert "random weights" in cell["provenance"]["method"]["warnings"][0]
 
 
@@ -121,6 +123,7 @@ def test_trained_variant_trains_resumes_exactly_and_evaluates_with_its_checkpoin
     saved = cell["provenance"]["method"]["checkpoint"]
     assert saved["iterations"] == 6 and saved["train_set"].startswith("TrainingSet(synthetic:seen")
     assert cell["provenance"]["method"]["model_config"]["backbone"] == "resnet-tiny"  # the checkpoint's, not the default
+    assert "the cost volumes differ" in cell["provenance"]["method"]["warnings"][1]  # random CLIPs are two CLIPs
 
 
 def test_trained_variant_without_weights_and_bad_checkpoints_fail_clearly(tmp_path):
