@@ -111,8 +111,9 @@ class DenseClip:
         return int(self.model.visual.conv1.kernel_size[0])
 
     @property
-    def native_size(self) -> int:
-        return int(self.model.visual.image_size[0])
+    def input_size(self) -> int:
+        """The square input the reference code feeds this model (384 for ViT-B/16), else its own size."""
+        return INPUT_SIZES.get(self.name, int(self.model.visual.image_size[0]))
 
     def autocast(self):
         if self.amp and self.device.type == "cuda":
@@ -228,8 +229,11 @@ def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto"
     import open_clip
 
     device = torch.device(device)
-    if model == "auto":
-        model = PAPER_MODEL if str(pretrained) != "auto" or _auto_weights(PAPER_MODEL) else TINY_MODEL
+    if model == "auto" and str(pretrained) == "auto":
+        found = _auto_weights(PAPER_MODEL)
+        model, pretrained = (PAPER_MODEL, found) if found else (TINY_MODEL, "auto")
+    elif model == "auto":
+        model = PAPER_MODEL
     if model not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if model.lower()[:5] in m.lower()][:8]
         raise ValueError(f"unknown CLIP model {model!r}; open_clip knows e.g. {close or open_clip.list_models()[:8]} "

@@ -51,8 +51,9 @@ class ClipCostVolume(ImageMethod, TrainableMethod):
 
         self.variant, self.clip_pretrained, self.amp = variant, clip_pretrained, amp
         self.train_config = TrainConfig.from_options(training)  # only `train` uses it; checked early
-        self.windows_options = {"mode": inference, "overlap": overlap, "batch_size": batch_size, "size": window}
-        WindowedInference(inference, window or 1, overlap, batch_size)  # bad values fail here, not mid-run
+        # Built now so bad values fail before a run; the window size is settled in setup.
+        self.windows = WindowedInference(inference, window or 1, overlap, batch_size)
+        self.window = window
         self.model_options = {"backbone": backbone, "clip_model": clip_model,
                               "clip_input": clip_input, "prompts": prompts,
                               "last_block": last_block, "cost_channels": cost_channels,
@@ -70,13 +71,11 @@ class ClipCostVolume(ImageMethod, TrainableMethod):
         self.clip = clip_module.load_clip(options["clip_model"], self.clip_pretrained, device, self.amp)
         # "auto" resolves now; a loaded checkpoint already names its model and input size.
         options["clip_model"] = self.clip.name
-        options["clip_input"] = options["clip_input"] or _input_size(self.clip.name)
+        options["clip_input"] = options["clip_input"] or self.clip.input_size
         self.text = self.clip.text_embeddings(list(vocabulary), options["prompts"])
         if self.model is not None:
             self.model.to(device).eval()
-        default_window = options["clip_input"] if self.variant == "training-free" else self._crop()
-        self.windows = WindowedInference(self.windows_options["mode"], self.windows_options["size"] or default_window,
-                                         self.windows_options["overlap"], self.windows_options["batch_size"])
+        self.windows.size = self.window or (options["clip_input"] if self.variant == "training-free" else self._crop())
 
     def segment_frame(self, image: torch.Tensor) -> torch.Tensor:
         if self.variant == "trained" and self.model is None:
@@ -104,7 +103,8 @@ class ClipCostVolume(ImageMethod, TrainableMethod):
         info: dict[str, Any] = {"variant": self.variant,
                                 "clip": {"model": options["clip_model"], "weights": clip.weights,
                                          **{k: options[k] for k in ("clip_input", "prompts", "last_block")}},
-                                "inference": {**self.windows_options, "size": self.windows.size},
+                                "inference": {k: getattr(self.windows, k) for k in ("mode", "size", "overlap",
+                                                                                     "batch_size")},
                                 "warnings": []}
         if clip.weights == "random":
             info["warnings"].append(f"CLIP {clip.name} has random weights (none found): the numbers say nothing "
@@ -183,17 +183,3 @@ class ClipCostVolume(ImageMethod, TrainableMethod):
         saved = (self.checkpoint or {}).get("train_config") or {}
         return int(saved.get("crop", self.train_config.crop))
 
-
-def _input_size(model: str) -> int:
-    """The CLIP input size: the reference code's for the paper's model, else the model's own."""
-    if model in clip_module.INPUT_SIZES:
-        return clip_module.INPUT_SIZES[model]
-    clip_module.register_configs()
-    import open_clip
-
-    config = open_clip.get_model_config(model)
-    if config is None:
-        raise ValueError(f"unknown CLIP model {model!r}; see open_clip.list_models() (the paper's is "
-                         f"{clip_module.PAPER_MODEL}, the tiny test model {clip_module.TINY_MODEL})")
-    size = config["vision_cfg"]["image_size"]
-    return int(size if isinstance(size, int) else size[0])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from methods import checkpoints
 
 # Pixel statistics on the 0-255 scale; both ImageNet ResNets and SAM are trained with these.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -189,19 +190,7 @@ class SamViTBackbone(Backbone):
 
 
 def _read_state_dict(path: str | os.PathLike, expected: str) -> dict[str, Tensor]:
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}; expected {expected}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {error}); "
-                         f"expected {expected}") from error
+    state = checkpoints.read(path, expected)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors; "
                          f"expected {expected}")

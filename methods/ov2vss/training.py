@@ -29,6 +29,7 @@ from torch import nn
 
 from benchmark.metrics import IGNORE
 from benchmark.progress import Progress
+from methods import checkpoints
 from methods.ov2vss.backbones import IMAGENET_MEAN
 
 log = logging.getLogger(__name__)
@@ -246,14 +247,7 @@ def _atomic_save(obj: Any, path: pathlib.Path) -> None:
 
 def load_checkpoint(path: pathlib.Path, expected: str) -> dict[str, Any]:
     """A checkpoint written by this module, with an error naming the path and what was expected."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; expected {expected}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a truncated or foreign file
-        raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
-                         f"{expected}; the file is corrupt or truncated: train again or copy it again") from error
+    state = checkpoints.read(path, expected)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"checkpoint {path} is not {expected} (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
