@@ -31,13 +31,13 @@ CONFIGS = {
 
 def frames_per_second(options: dict, variant: str, vocabulary: list[str], frames: list[torch.Tensor],
                       device: torch.device) -> tuple[float, float]:
-    from methods.ov2vss.model import CostVolumeSegmenter, ModelConfig
+    from methods.ov2vss.model import OV2VSSModel, ModelConfig
 
     method = registry.create("clip-cost-volume", variant=variant, **options)
     started = time.perf_counter()
     method.setup(vocabulary, device)
     if variant == "trained":  # random weights in the trained architecture: the speed of a trained model
-        method.model = CostVolumeSegmenter(ModelConfig.from_dict(method.model_options)).to(device).eval()
+        method.model = OV2VSSModel(ModelConfig.from_dict(method.model_options)).to(device).eval()
     setup = time.perf_counter() - started
     method.segment_frame(frames[0])  # warm-up: first-call allocations
     started = time.perf_counter()

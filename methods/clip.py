@@ -69,6 +69,18 @@ def register_configs() -> None:
         open_clip.add_model_config(CONFIG_DIR)
 
 
+def embed_dim(model: str) -> int:
+    """The width of a CLIP model's joint embedding, from its config (nothing is loaded): what modules
+    that take CLIP features are built for."""
+    import open_clip
+
+    register_configs()
+    config = open_clip.get_model_config(model)
+    if config is None:
+        raise ValueError(f"unknown CLIP model {model!r}; open_clip knows {', '.join(open_clip.list_models()[:8])}, ...")
+    return int(config["embed_dim"])
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (or 0-255 float) RGB [B, 3, H, W] -> CLIP-normalised float32."""
     mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, 3, 1, 1)
@@ -204,10 +216,11 @@ def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of dense image features [B, D, H, W] with text embeddings [T, C, D]:
-    the cost volume [B, T, C, H, W] (Eq. 12, with CAT-Seg's template axis)."""
+    """Cosine similarity of dense image features [B, D, H, W] with text embeddings [T, C, D] (or
+    per image, [B, T, C, D]): the cost volume [B, T, C, H, W] (Eq. 12, with CAT-Seg's template axis)."""
     image = F.normalize(dense.float(), dim=1)
-    return torch.einsum("bdhw,tcd->btchw", image, F.normalize(text.float(), dim=-1))
+    equation = "bdhw,btcd->btchw" if text.ndim == 4 else "bdhw,tcd->btchw"
+    return torch.einsum(equation, image, F.normalize(text.float(), dim=-1))
 
 
 _LOADED: OrderedDict[tuple, DenseClip] = OrderedDict()

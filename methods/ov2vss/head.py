@@ -8,6 +8,8 @@ pixel. Classes stay folded into the batch, so the head serves any vocabulary.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,3 +40,20 @@ class ClassHead(nn.Module):
         feature = self.align(feature).repeat_interleave(classes, dim=0)
         x = x + feature if self.fusion == "add" else torch.cat([x, feature], dim=1)
         return self.layers(x).reshape(batch, classes, *size)
+
+
+class AuxHead(nn.Module):
+    """φ_seg of Eq. 7: a convolutional head on O_t whose per-pixel embedding is compared with the
+    class text embeddings (cosine, learned temperature), so it serves any vocabulary like the main head."""
+
+    def __init__(self, channels: int, text_dim: int):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(min(8, channels), channels),
+                                    nn.GELU(), nn.Conv2d(channels, text_dim, 1))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
+
+    def forward(self, feature: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """feature [B, E, h, w], text [T, C, D] -> logits [B, C, h, w]."""
+        pixels = F.normalize(self.layers(feature).float(), dim=1)
+        classes = F.normalize(text.float().mean(0), dim=-1)
+        return self.logit_scale.exp() * torch.einsum("bdhw,cd->bchw", pixels, classes)

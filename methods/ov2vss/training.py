@@ -102,28 +102,47 @@ def sample_rng(seed: int, iteration: int, micro: int) -> np.random.Generator:
 def augment(image: torch.Tensor, target: np.ndarray, held_out: np.ndarray, config: TrainConfig,
             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One training crop: uint8 [3, H, W] frame and its targets -> uint8 [3, S, S], int64 [S, S]."""
+    images, targets = augment_clip([image], [target], [held_out], config, rng)
+    return images[0], targets[0]
+
+
+def augment_clip(images: list[torch.Tensor], targets: list[np.ndarray | None], held_out: list[np.ndarray | None],
+                 config: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """Training crops of a clip's frames (same size), all with the same scale, crop, flip and colour
+    change, as the authors' clip pipeline does. The last frame is the target: the crop is chosen on
+    its labels. Frames without labels (None) get no target and no blanking of held-out pixels.
+    Returns uint8 [N, 3, S, S] and int64 [S, S] targets (or None)."""
+    if targets[-1] is None:
+        raise ValueError("the last frame of a training clip is its target and needs labels")
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    image = image.float()
-    target = torch.from_numpy(target)
-    if config.mask_unseen_input and held_out.any():
-        image = torch.where(torch.from_numpy(held_out), mean, image)
+    height, width = images[-1].shape[-2:]
+    frames, labels = [], []
+    for image, target, held in zip(images, targets, held_out):
+        image = image.float()
+        if config.mask_unseen_input and held is not None and held.any():
+            image = torch.where(torch.from_numpy(held), mean, image)
+        frames.append(image)
+        labels.append(None if target is None else torch.from_numpy(target))
     scale = rng.uniform(config.scale_min, config.scale_max)
-    height, width = image.shape[-2:]
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-    target = F.interpolate(target[None, None].float(), size=size, mode="nearest")[0, 0].long()
-    top, left = _crop_corner(target, config, rng)
-    image = image[:, top: top + config.crop, left: left + config.crop]
-    target = target[top: top + config.crop, left: left + config.crop]
+    frames = list(F.interpolate(torch.stack(frames), size=size, mode="bilinear", align_corners=False))
+    labels = [None if t is None else F.interpolate(t[None, None].float(), size=size, mode="nearest")[0, 0].long()
+              for t in labels]
+    top, left = _crop_corner(labels[-1], config, rng)
+    window = (slice(top, top + config.crop), slice(left, left + config.crop))
+    frames = [f[:, window[0], window[1]] for f in frames]
+    labels = [None if t is None else t[window] for t in labels]
     if config.flip and rng.random() < 0.5:
-        image, target = image.flip(-1), target.flip(-1)
+        frames = [f.flip(-1) for f in frames]
+        labels = [None if t is None else t.flip(-1) for t in labels]
     if config.photometric:
-        image = photometric_distortion(image, rng)
-    pad = (0, config.crop - image.shape[-1], 0, config.crop - image.shape[-2])
+        distort = photometric_distortion(rng)
+        frames = [distort(f) for f in frames]
+    pad = (0, config.crop - frames[0].shape[-1], 0, config.crop - frames[0].shape[-2])
     if any(pad):  # padding is the mean colour (zero after normalisation) and ignored in the loss
-        image = F.pad(image - mean, pad) + mean
-        target = F.pad(target, pad, value=IGNORE)
-    return image.round().clamp(0, 255).to(torch.uint8), target
+        frames = [F.pad(f - mean, pad) + mean for f in frames]
+        labels = [None if t is None else F.pad(t, pad, value=IGNORE) for t in labels]
+    return torch.stack(frames).round().clamp(0, 255).to(torch.uint8), labels
 
 
 def _crop_corner(target: torch.Tensor, config: TrainConfig, rng: np.random.Generator) -> tuple[int, int]:
@@ -140,26 +159,33 @@ def _crop_corner(target: torch.Tensor, config: TrainConfig, rng: np.random.Gener
     return top, left
 
 
-def photometric_distortion(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """mmseg's PhotoMetricDistortion on a float 0-255 image: brightness, contrast, saturation and hue,
-    each applied with probability 0.5."""
+def photometric_distortion(rng: np.random.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """mmseg's PhotoMetricDistortion (brightness, contrast, saturation and hue, each with probability
+    0.5), drawn once: the returned function applies it to float 0-255 images."""
     from torchvision.transforms.v2 import functional as TF
 
-    if rng.random() < 0.5:
-        image = image + rng.uniform(-32, 32)
+    brightness = rng.uniform(-32, 32) if rng.random() < 0.5 else None
     contrast_first = rng.random() < 0.5
     contrast = rng.uniform(0.5, 1.5) if rng.random() < 0.5 else None
-    if contrast_first and contrast is not None:
-        image = image * contrast
-    image = image.clamp(0, 255) / 255
-    if rng.random() < 0.5:
-        image = TF.adjust_saturation(image, rng.uniform(0.5, 1.5))
-    if rng.random() < 0.5:
-        image = TF.adjust_hue(image, rng.uniform(-18, 18) / 360)
-    image = image * 255
-    if not contrast_first and contrast is not None:
-        image = image * contrast
-    return image.clamp(0, 255)
+    saturation = rng.uniform(0.5, 1.5) if rng.random() < 0.5 else None
+    hue = rng.uniform(-18, 18) / 360 if rng.random() < 0.5 else None
+
+    def apply(image: torch.Tensor) -> torch.Tensor:
+        if brightness is not None:
+            image = image + brightness
+        if contrast_first and contrast is not None:
+            image = image * contrast
+        image = image.clamp(0, 255) / 255
+        if saturation is not None:
+            image = TF.adjust_saturation(image, saturation)
+        if hue is not None:
+            image = TF.adjust_hue(image, hue)
+        image = image * 255
+        if not contrast_first and contrast is not None:
+            image = image * contrast
+        return image.clamp(0, 255)
+
+    return apply
 
 
 #: One micro-step: (iteration, micro-step index) -> the loss of one sample.
