@@ -139,7 +139,7 @@ class OV2VSSModel(nn.Module):
     def decode(self, target: FrameFeatures, text: torch.Tensor, past: list[FrameFeatures] = (),
                distant: FrameFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The target frame, text embeddings [T, C, D], its past frames (oldest first) and the distant
-        frame -> logits [B, C, H/stride, W/stride] and, with STCF, the auxiliary logits (Eq. 7)."""
+        frame -> logits [B, C, H/stride, W/stride] and, with STCF in training, the auxiliary logits (Eq. 7)."""
         frames = [*past, target]
         stride = self.config.head_stride
         size = tuple(-(-side // stride) for side in target.size)
@@ -149,7 +149,7 @@ class OV2VSSModel(nn.Module):
         if self.stcf is not None and past:
             context = self.stcf([f.maps for f in frames], past[0].tokens, self.p2t)
             feature = feature + F.interpolate(context, size=size, mode="bilinear", align_corners=False)  # O_t
-        aux = self.aux(feature, text) if self.aux is not None else None
+        aux = self.aux(feature, text) if self.aux is not None and self.training else None
         if self.rfe is not None and distant is not None:
             feature = self.rfe(feature, distant.tokens)                            # Ô_t
         return self.head(cost, feature), aux
