@@ -30,3 +30,19 @@ def run_cli(*args, cwd=None, check=None, **kwargs):
     if check is not None and done.returncode != check:
         raise AssertionError(f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
     return done
+
+
+def interrupt_after(monkeypatch, owner, attribute: str, calls: int):
+    """Make `owner.attribute` raise KeyboardInterrupt from its (calls + 1)-th call on, as Ctrl-C would
+    mid-training; returns a function that puts the real one back."""
+    real = getattr(owner, attribute)
+    count = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] > calls:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, interrupted)
+    return lambda: monkeypatch.setattr(owner, attribute, real)

@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_after
 from dataset_fixtures import write_vspw
 
 from benchmark import cli, registry
@@ -94,19 +95,10 @@ def test_trained_variant_trains_resumes_exactly_and_evaluates_with_its_checkpoin
     assert log[0] == "iteration,loss,lr,seconds" and [row.split(",")[0] for row in log[1:]] == ["2", "4", "6"]
 
     # Interrupt a second run after its iteration-4 checkpoint, then run the same command again.
-    calls = {"n": 0}
-    real_augment = training.augment
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 4 * SHORT["accumulate"]:
-            raise KeyboardInterrupt
-        return real_augment(*args, **kwargs)
-
-    monkeypatch.setattr(training, "augment", interrupted)
+    restore = interrupt_after(monkeypatch, training, "augment", 4 * SHORT["accumulate"])  # after the iteration-4 checkpoint
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 130
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["iteration"] == 4
-    monkeypatch.setattr(training, "augment", real_augment)
+    restore()
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 0
     resumed = torch.load(tmp_path / "resumed" / "final.pt", weights_only=True)
     for key, value in straight["model"].items():

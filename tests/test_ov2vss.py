@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_after
 
 from benchmark import cli, registry
 from benchmark.data import synthetic
@@ -125,19 +126,10 @@ def test_training_steps_reduce_the_loss(tmp_path):
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path, monkeypatch):
     common = ["train", "--method", METHOD, "--dataset", "synthetic:seen", *opts(**TINY, **SHORT)]
     assert cli.main([*common, "--output", str(tmp_path / "straight")]) == 0
-    calls = {"n": 0}
-    real_augment = training.augment_clip
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 4 * SHORT["accumulate"]:
-            raise KeyboardInterrupt
-        return real_augment(*args, **kwargs)
-
-    monkeypatch.setattr(training, "augment_clip", interrupted)
+    restore = interrupt_after(monkeypatch, training, "augment_clip", 4 * SHORT["accumulate"])  # after the iteration-4 checkpoint
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 130
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["iteration"] == 4
-    monkeypatch.setattr(training, "augment_clip", real_augment)
+    restore()
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 0
     logs = [(tmp_path / run / "loss.csv").read_text().splitlines() for run in ("straight", "resumed")]
     assert [row.split(",")[:2] for row in logs[0]] == [row.split(",")[:2] for row in logs[1]]  # iteration 6 too

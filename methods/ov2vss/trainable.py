@@ -103,7 +103,11 @@ class TrainableCostVolume(TrainableMethod):
         if reason:
             raise ValueError(reason)
         if self.model is None:
-            self.model = OV2VSSModel(ModelConfig.from_dict(self.model_options), self.backbone_pretrained)
+            # Initial weights from the run's seed alone, not from whatever drew random numbers before
+            # (loading CLIP does, unless the process already holds it).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch.initial_seed())
+                self.model = OV2VSSModel(ModelConfig.from_dict(self.model_options), self.backbone_pretrained)
             if self.backbone_pretrained is None:
                 log.warning("%s: backbone %s starts from random weights; the paper initialises it from pretrained "
                             "ones (pass --opt %s.backbone_pretrained=PATH)", self.name,
