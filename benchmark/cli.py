@@ -145,8 +145,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not pathlib.Path(path).is_file():
             raise UsageError(f"--checkpoint {item!r}: no file {path}")
         checkpoints[name] = str(pathlib.Path(path).resolve())
-    cells = plan.build(methods, datasets, args.protocol, plan.parse_assignments(args.opt, "--opt"),
-                       dataset_options, checkpoints, args.seed, args.vc_rule)
+    options = plan.parse_assignments(args.opt, "--opt")
+    untrained = plan.untrained(methods, options, checkpoints)
+    if untrained:
+        how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
+                        for m in untrained)
+        if args.methods != "all":
+            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how}")
+        print(f"left out (no trained weights): {', '.join(untrained)}; {how}")
+        methods = [m for m in methods if m not in untrained]
+    cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
+                       args.vc_rule)
     try:
         resolve_device(args.device)
     except RuntimeError as error:

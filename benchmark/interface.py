@@ -172,6 +172,12 @@ class TrainableMethod(Method):
     `load(checkpoint)` before `setup` when given `--checkpoint NAME=PATH`.
     """
 
+    @classmethod
+    def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
+        """Whether the method, with these options, only runs with trained weights (`--checkpoint`):
+        `run --methods all` leaves such a method out, and naming it without weights is an input error."""
+        return False
+
     @abc.abstractmethod
     def fit(self, train: Any, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
         """Train on `train` (a `benchmark.data.training.TrainingSet`) with the seen `vocabulary`,

@@ -84,6 +84,21 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
     return cells
 
 
+def untrained(methods: list[str], options: dict[str, dict[str, Any]] | None = None,
+              checkpoints: dict[str, str] | None = None) -> list[str]:
+    """The methods that need trained weights with these options but were given no --checkpoint."""
+    from benchmark.interface import TrainableMethod
+
+    options, checkpoints = options or {}, checkpoints or {}
+    missing = []
+    for method in methods:
+        cls = registry.get(method)
+        resolved = {**cls.default_options(), **options.get(method, {})}
+        if issubclass(cls, TrainableMethod) and method not in checkpoints and cls.needs_checkpoint(resolved):
+            missing.append(method)
+    return missing
+
+
 def expand_methods(spec: str) -> list[str]:
     """'all' -> every available method; 'a,b' -> ['a', 'b'] (each checked to exist)."""
     names = list(registry.available()) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]

@@ -38,6 +38,7 @@ INPUT_SIZES = {"ViT-B-16": 384, "ViT-B-16-quickgelu": 384}
 #: `pretrained=` values that mean "no weights": random initialisation.
 RANDOM = ("random", "none", "")
 #: Environment variable naming a local checkpoint that `pretrained="auto"` uses.
+RANDOM_WEIGHTS_SEED = 0
 CHECKPOINT_ENV = "BENCHMARK_CLIP_CHECKPOINT"
 
 PROMPT_SETS = ("single", "imagenet_select", "imagenet")
@@ -335,7 +336,11 @@ def _cached_openai_weights(model: str) -> str | None:
 
 def _create(open_clip, model: str, weights: str):
     if weights == "random":
-        return open_clip.create_model(model, pretrained=None)
+        # The same random weights in every process, so a model trained against random CLIP (the
+        # laptop demo) meets the same CLIP when it is evaluated, and nothing else's random draws shift.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            return open_clip.create_model(model, pretrained=None)
     is_file = pathlib.Path(weights).is_file()
     try:
         return open_clip.create_model(model, pretrained=weights)

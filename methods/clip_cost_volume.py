@@ -52,6 +52,10 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
         self.windows = WindowedInference(inference, window or 1, overlap, batch_size)
         self.window = window
 
+    @classmethod
+    def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
+        return options.get("variant") == "trained"
+
     def _trainable(self) -> str | None:
         if self.variant != "trained":
             return (f"clip-cost-volume variant={self.variant}; add --opt clip-cost-volume.variant=trained "

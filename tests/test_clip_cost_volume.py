@@ -115,7 +115,19 @@ def test_trained_variant_trains_resumes_exactly_and_evaluates_with_its_checkpoin
     saved = cell["provenance"]["method"]["checkpoint"]
     assert saved["iterations"] == 6 and saved["train_set"].startswith("TrainingSet(synthetic:seen")
     assert cell["provenance"]["method"]["model_config"]["backbone"] == "resnet-tiny"  # the checkpoint's, not the default
-    assert "the cost volumes differ" in cell["provenance"]["method"]["warnings"][1]  # random CLIPs are two CLIPs
+    warnings = cell["provenance"]["method"]["warnings"]
+    assert len(warnings) == 1 and "random weights" in warnings[0]  # random CLIP is the same CLIP in every process
+
+    other = tmp_path / "other-clip.pt"  # a CLIP other than the one it was trained against
+    torch.save(clip.load_clip(clip.TINY_MODEL, "random").model.state_dict(), other)
+    assert cli.main(["run", "--methods", METHOD, "--datasets", "synthetic:unseen", "--output", str(tmp_path / "other"),
+                     "--checkpoint", f"{METHOD}={tmp_path / 'straight' / 'final.pt'}", "--dataset-opt",
+                     "synthetic.videos=1", *opts(variant="trained", clip_model=clip.TINY_MODEL,
+                                                 clip_pretrained=other)]) == 0
+    (path,) = (tmp_path / "other" / "cells").glob("*.json")
+    warnings = json.loads(path.read_text())["provenance"]["method"]["warnings"]
+    assert warnings == [f"trained against CLIP weights random but evaluated with {other}: the cost volumes differ "
+                        "from the ones it learned"]
 
 
 def test_trained_variant_without_weights_and_bad_checkpoints_fail_clearly(tmp_path):

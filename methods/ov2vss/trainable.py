@@ -39,6 +39,10 @@ class TrainableCostVolume(TrainableMethod):
         self.model = None
         self.checkpoint: dict[str, Any] | None = None
 
+    @classmethod
+    def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
+        return True
+
     def _trainable(self) -> str | None:
         """Why these options cannot be trained or loaded (None: they can)."""
         return None
@@ -79,7 +83,7 @@ class TrainableCostVolume(TrainableMethod):
                                       ("path", "iterations", "train_set", "clip_weights", "train_config", "recipe")
                                       if k in self.checkpoint}
                 trained_with = self.checkpoint.get("clip_weights")
-                if trained_with != clip.weights or clip.weights == "random":  # random weights differ per process
+                if trained_with != clip.weights:
                     info["warnings"].append(f"trained against CLIP weights {trained_with} but evaluated with "
                                             f"{clip.weights}: the cost volumes differ from the ones it learned")
         return info
