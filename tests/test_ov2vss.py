@@ -191,3 +191,18 @@ def test_streaming_and_naive_inference_give_the_same_label_maps():
         assert torch.equal(streamed, naive)
     assert passes[True] == 20                                   # every frame once; first and last are targets too
     assert passes[False] == sum(len(clips.past_frames(t, 20, (9, 6, 3))) + 2 for t in range(20))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "add"])
+def test_the_head_classifies_the_fusion_of_eq_14(fusion):
+    """The head convolves the class-independent feature once per image; that must equal convolving
+    the concatenation (or sum) of every class's cost embedding with the feature."""
+    from methods.ov2vss.head import ClassHead
+
+    torch.manual_seed(0)
+    head = ClassHead(16, 24, 8, fusion).eval()
+    cost, feature = torch.randn(2, 5, 16, 6, 7), torch.randn(2, 24, 12, 14)
+    upsampled = torch.nn.functional.interpolate(cost.reshape(10, 16, 6, 7), size=(12, 14), mode="bilinear")
+    aligned = head.align(feature).repeat_interleave(5, dim=0)
+    fused = upsampled + aligned if fusion == "add" else torch.cat([upsampled, aligned], dim=1)
+    torch.testing.assert_close(head(cost, feature), head.layers(fused).reshape(2, 5, 12, 14))

@@ -37,9 +37,16 @@ class ClassHead(nn.Module):
         size = feature.shape[-2:]
         x = F.interpolate(cost.reshape(batch * classes, channels, height, width), size=size, mode="bilinear",
                           align_corners=False)
-        feature = self.align(feature).repeat_interleave(classes, dim=0)
-        x = x + feature if self.fusion == "add" else torch.cat([x, feature], dim=1)
-        return self.layers(x).reshape(batch, classes, *size)
+        first = self.layers[0]
+        if self.fusion == "add":
+            x = first(x + self.align(feature).repeat_interleave(classes, dim=0))
+        else:
+            # conv(concat[cost, feature]) = conv_cost(cost) + conv_feature(feature): the feature's half
+            # is the same for every class, so it is convolved once per image, not once per class.
+            shared = F.conv2d(feature, first.weight[:, channels:], None, padding=first.padding)
+            x = F.conv2d(x, first.weight[:, :channels], first.bias, padding=first.padding)
+            x = x + shared.repeat_interleave(classes, dim=0)
+        return self.layers[1:](x).reshape(batch, classes, *size)
 
 
 class AuxHead(nn.Module):
