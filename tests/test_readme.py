@@ -26,6 +26,7 @@ def test_the_quick_start_commands_are_the_ones_ci_runs():
 def test_main_command_runs_from_any_folder(tmp_path):
     done = run_cli("run", "--methods", "all", cwd=tmp_path, check=0)
     assert "using the embedded synthetic dataset" in done.stdout
+    assert "left out (no trained weights): ov2vss" in done.stdout  # it needs `train` first; nothing fails
     result = json.loads(next((tmp_path / "results/runs/default/cells").glob("chance__*.json")).read_text())
     assert result["status"] == "done" and 0 < result["metrics"]["mIoU"] < 50
 

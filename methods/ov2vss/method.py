@@ -21,6 +21,9 @@ from methods.ov2vss import clips
 from methods.ov2vss.trainable import TrainableCostVolume
 from methods.ov2vss.variants import variant_options
 
+#: The architecture options a variant decides; a checkpoint must match the ones asked for.
+VARIANT_FIELDS = ("stcf", "rfe", "vte", "fusion")
+
 
 class OV2VSS(TrainableCostVolume):
     """OV2VSS (STCF + RFE + VTE on a CLIP cost volume); `variant` picks a Table III configuration."""
@@ -97,7 +100,13 @@ class OV2VSS(TrainableCostVolume):
             return self.model.encode(image[None], self.clip)
 
     def load(self, checkpoint: pathlib.Path) -> None:
+        asked = {k: self.model_options[k] for k in VARIANT_FIELDS}
         super().load(checkpoint)
+        trained = {k: self.model_options[k] for k in VARIANT_FIELDS}
+        if trained != asked:  # a result would be filed under a variant the weights are not
+            raise ValueError(f"checkpoint {checkpoint} was trained as variant {self.checkpoint.get('variant')!r} "
+                             f"({trained}), but the options ask for {asked} (variant {self.variant!r}); pass "
+                             f"--opt ov2vss.variant={self.checkpoint.get('variant')} or the matching checkpoint")
         saved = self.checkpoint.get("recipe") or {}
         if self.offsets_option is None and "offsets" in saved:  # infer with the clips it was trained on
             self.recipe = clips.ClipRecipe(**{**self.recipe.to_dict(), "offsets": saved["offsets"]})

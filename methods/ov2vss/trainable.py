@@ -7,6 +7,7 @@ becomes a loss (`_loss_fn`) and how a video is segmented.
 
 from __future__ import annotations
 
+import abc
 import logging
 import pathlib
 from collections.abc import Callable
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class TrainableCostVolume(TrainableMethod):
-    """Subclasses call `_configure` in `__init__` and implement `_loss_fn`."""
+    """Subclasses call `_configure` in `__init__`, implement `_loss_fn` and segment with `self.model`."""
 
     def _configure(self, model_options: dict[str, Any], clip_pretrained: str, amp: bool,
                    backbone_pretrained: str | None, training: dict[str, Any]) -> None:
@@ -90,9 +91,9 @@ class TrainableCostVolume(TrainableMethod):
 
     # -- training --------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _loss_fn(self, train) -> Callable[[int, int], torch.Tensor]:
         """(iteration, micro-step) -> the loss of one sample drawn from `train` (a TrainingSet)."""
-        raise NotImplementedError
 
     def _checkpoint_meta(self) -> dict[str, Any]:
         """Extra facts a checkpoint records, beyond the architecture and the training data."""
