@@ -77,11 +77,16 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
         cls = registry.get(method)
         if method in checkpoints and not issubclass(cls, TrainableMethod):
             raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod and loads no weights")
-        resolved = {**cls.default_options(), **options.get(method, {})}
+        resolved = resolve_options(method, options)
         for dataset, setting in datasets:
             cells.append(Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
                               checkpoints.get(method), seed, vc_rule))
     return cells
+
+
+def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The method's default options updated with the ones given for it (what a cell records)."""
+    return {**registry.get(method).default_options(), **options.get(method, {})}
 
 
 def untrained(methods: list[str], options: dict[str, dict[str, Any]] | None = None,
@@ -93,8 +98,8 @@ def untrained(methods: list[str], options: dict[str, dict[str, Any]] | None = No
     missing = []
     for method in methods:
         cls = registry.get(method)
-        resolved = {**cls.default_options(), **options.get(method, {})}
-        if issubclass(cls, TrainableMethod) and method not in checkpoints and cls.needs_checkpoint(resolved):
+        if (issubclass(cls, TrainableMethod) and method not in checkpoints
+                and cls.needs_checkpoint(resolve_options(method, options))):
             missing.append(method)
     return missing
 

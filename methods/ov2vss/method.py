@@ -82,10 +82,11 @@ class OV2VSS(TrainableCostVolume):
             height, width = video.frame(t).shape[-2:]
             logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
             yield logits[0].argmax(0).cpu()
-            # Later targets are later frames: their past starts after t - max(offsets). The first and
-            # last frames stay, as every target's distant frame is one of them.
+            # Later targets are later frames: their past starts after t - max(offsets). With RFE the
+            # first and last frames stay, as every target's distant frame is one of them.
             horizon = t + 1 - offsets[0]
-            for i in [i for i in encoded if i < horizon and i not in (0, length - 1)]:
+            kept = (0, length - 1) if distant is not None else ()
+            for i in [i for i in encoded if i < horizon and i not in kept]:
                 del encoded[i]
 
     def _encode(self, image: torch.Tensor):
@@ -135,9 +136,8 @@ class OV2VSS(TrainableCostVolume):
             rng = training.sample_rng(seed, iteration, micro)
             video, target = targets[int(rng.integers(len(targets)))]
             frames, distant = recipe.sample(target, len(train.videos[video].frames), rng, model.rfe is not None)
-            order = [*frames, distant] if distant is not None else frames
             # The target goes last into the augmentation: its labels choose the crop.
-            order = [i for i in order if i != target] + [target]
+            order = [*frames[:-1], *([] if distant is None else [distant]), target]
             found = [labels(video, i) for i in order]
             images, crops = training.augment_clip([train.frame(video, i) for i in order], [f[0] for f in found],
                                                   [f[1] for f in found], config, rng)
