@@ -147,6 +147,17 @@ class Method(abc.ABC):
         Values index the vocabulary, or are ABSTAIN for "none of these".
         """
 
+    def count(self, event: str, amount: int = 1) -> None:
+        """Add to a tally of `event` (e.g. frames on which a fallback was used). The runner collects
+        the tallies after each video and reports their sums in the cell's result under
+        `method_counts`, so a resumed or sharded cell reports the same totals."""
+        tallies = self.__dict__.setdefault("_tallies", {})
+        tallies[event] = tallies.get(event, 0) + int(amount)
+
+    def take_counts(self) -> dict[str, int]:
+        """The tallies since the last call, which starts them afresh (the runner calls this)."""
+        return self.__dict__.pop("_tallies", {})
+
     def provenance(self) -> dict[str, Any]:
         """What the method loaded (weights and their paths, effective settings), recorded with each
         result after `setup`. A list under "warnings" is also logged and shown with the result."""

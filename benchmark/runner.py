@@ -133,17 +133,20 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     confusion = ConfusionMatrix(len(setting.class_names))
     consistency = VideoConsistency(rule=cell.vc_rule)
     frames = 0
+    method_counts: dict[str, int] = {}
     for record in evaluation.videos:  # dataset order, whatever order the states were computed in
         state = states[record.name]
         confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
         consistency.merge(VideoConsistency.from_state(state["vc"]))
         frames += state["frames"]
+        for event, amount in state.get("method_counts", {}).items():
+            method_counts[event] = method_counts.get(event, 0) + amount
     metrics, per_class = confusion.compute(setting.class_names, setting.groups)
     metrics.update(consistency.compute())
     result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
                   counts={"videos": len(evaluation.videos), "frames": frames,
                           "scored_pixels": int(confusion.counts.sum())},
-                  timing=timing)
+                  method_counts=method_counts, timing=timing)
 
 
 def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress) -> dict[str, Any]:
@@ -152,6 +155,7 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
     consistency.start_video(len(video.annotated))
     masks = read_ahead(read_mask, [record.masks[i] for i in video.annotated], PREFETCH_FRAMES)
     where = f"method {cell.method}, video {record.name}"
+    method.take_counts()  # what setup or an earlier, failed attempt counted is not this video's
     try:
         maps = iter(method.segment(video))
     except Exception as error:
@@ -185,7 +189,8 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
     if next(maps, None) is not None:
         raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")
     return {"video": record.name, "frames": len(video.annotated),
-            "confusion": _confusion_to_sparse(confusion), "vc": consistency.state()}
+            "confusion": _confusion_to_sparse(confusion), "vc": consistency.state(),
+            "method_counts": method.take_counts()}
 
 
 def _as_array(prediction: Any) -> np.ndarray:

@@ -131,6 +131,8 @@ def test_killed_run_resumes_to_identical_numbers(tmp_path):
     result = one_cell(out, "test-oracle")
     assert result["metrics"] == expected["metrics"]
     assert result["confusion"] == expected["confusion"] and result["per_class"] == expected["per_class"]
+    # Tallies the method kept (Method.count) add up over the videos of both processes.
+    assert result["method_counts"] == expected["method_counts"] and expected["method_counts"]["noisy_pixels"] > 0
     assert not partial.joinpath(result["cell"]["id"]).exists()
 
 

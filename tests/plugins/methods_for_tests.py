@@ -57,6 +57,7 @@ class Oracle(Method):
             if self.noise:  # from the global generator: the runner seeds it per video
                 flip = torch.rand(labels.shape) < self.noise
                 labels[flip] = torch.randint(self.num_labels, (int(flip.sum()),))
+                self.count("noisy_pixels", int(flip.sum()))
             yield labels
 
 
