@@ -78,6 +78,10 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
         if method in checkpoints and not issubclass(cls, TrainableMethod):
             raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod and loads no weights")
         resolved = resolve_options(method, options)
+        try:  # constructors only check their options, so a bad value fails here, before any cell runs
+            registry.create(method, **resolved)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"method {method}: {error}") from error
         for dataset, setting in datasets:
             cells.append(Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
                               checkpoints.get(method), seed, vc_rule))
