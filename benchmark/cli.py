@@ -172,6 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def announce(result):
         metrics = result.get("metrics") or {}
         shown = f"mIoU {metrics['mIoU']:.2f}" if metrics.get("mIoU") is not None else result.get("error", {}).get("message", "")
+        if result.get("method_counts"):
+            shown += f" ({', '.join(f'{k} {v}' for k, v in result['method_counts'].items())})"
         print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
 
     results = executors.execute(todo, context, args.executor, args.workers, announce)

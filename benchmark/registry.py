@@ -28,6 +28,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                "uniform random label per pixel: the chance level every method must beat"),
     "clip-cost-volume": ("methods.clip_cost_volume:ClipCostVolume",
                          "image-only CLIP cost volume: training-free, or trained (OV2VSS without its video modules)"),
+    "sam-clip": ("methods.sam_clip:SamClip",
+                 "SAM + CLIP: SAM's automatic masks, each region named by CLIP; training-free"),
     "ov2vss": ("methods.ov2vss.method:OV2VSS",
                "OV2VSS: CLIP cost volume with spatial-temporal fusion, random frame enhancement, video text encoding"),
 }

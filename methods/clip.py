@@ -128,6 +128,12 @@ class DenseClip:
         """The square input the reference code feeds this model (384 for ViT-B/16), else its own size."""
         return INPUT_SIZES.get(self.name, int(self.model.visual.image_size[0]))
 
+    @property
+    def image_size(self) -> int:
+        """The square input the model was trained on (224 for ViT-B/16): what whole-image embeddings take."""
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
     def autocast(self):
         if self.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
@@ -154,6 +160,11 @@ class DenseClip:
             x = blocks[-1](x) if last_block == "plain" else value_path(blocks[-1], x)
             x = visual.ln_post(x) @ visual.proj
         return x.float()
+
+    def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
+        """CLIP-normalised images [B, 3, S, S] (S = `image_size`) -> L2-normalised embeddings [B, D]."""
+        with torch.no_grad(), self.autocast():
+            return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
 
     def dense_features(self, images: torch.Tensor, last_block: str = "value") -> torch.Tensor:
         """CLIP-normalised images [B, 3, H, W] -> dense features [B, D, H/patch, W/patch] (not normalised)."""
@@ -214,6 +225,12 @@ def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     values = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width:], attn.in_proj_bias[2 * width:])
     x = x + block.ls_1(attn.out_proj(values))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def class_embeddings(text: torch.Tensor) -> torch.Tensor:
+    """Text embeddings [T, C, D] -> one L2-normalised embedding per class [C, D], the mean over
+    templates (CLIP's zero-shot classifier)."""
+    return F.normalize(F.normalize(text.float(), dim=-1).mean(0), dim=-1)
 
 
 def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
