@@ -160,7 +160,10 @@ def _resolve_checkpoint(model: str, checkpoint: str | os.PathLike | None) -> str
                                     "'random' for random weights")
         return str(path.resolve())
     if os.environ.get(CHECKPOINT_ENV):
-        return _resolve_checkpoint(model, os.environ[CHECKPOINT_ENV])
+        try:
+            return _resolve_checkpoint(model, os.environ[CHECKPOINT_ENV])
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"${CHECKPOINT_ENV}: {error}") from error
     found = _cached_release(model)
     if found:
         return found

@@ -52,9 +52,15 @@ def test_a_checkpoint_loads_by_path_with_its_type_read_from_its_shapes(tiny_sam_
     assert sam.load_sam("tiny", tiny_sam_checkpoint) is loaded  # kept per process: the cells of a run share it
 
 
-def test_missing_checkpoint_wrong_model_type_and_empty_vocabulary_fail_clearly(tiny_sam_checkpoint, tmp_path):
+def test_missing_checkpoint_wrong_model_type_and_empty_vocabulary_fail_clearly(tiny_sam_checkpoint, tmp_path,
+                                                                               monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"SAM checkpoint .*nowhere\.pth does not exist.*sam_vit_b_01ec64"):
         sam.load_sam("vit_b", tmp_path / "nowhere.pth")
+    monkeypatch.setenv(sam.CHECKPOINT_ENV, str(tmp_path / "moved.pth"))
+    with pytest.raises(FileNotFoundError, match=r"\$BENCHMARK_SAM_CHECKPOINT: SAM checkpoint .*moved\.pth does not"):
+        sam.load_sam("auto", "auto")
+    monkeypatch.setenv(sam.CHECKPOINT_ENV, str(tiny_sam_checkpoint))
+    assert sam.load_sam("auto", "auto").weights == str(tiny_sam_checkpoint.resolve())
     with pytest.raises(ValueError, match=r"sam_tiny\.pth is a tiny checkpoint, but the model type is vit_b; "
                                          r"pass sam_model=tiny"):
         sam.load_sam("vit_b", tiny_sam_checkpoint)
