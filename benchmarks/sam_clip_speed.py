@@ -8,9 +8,9 @@ and tiny CLIP; `full` is SAM ViT-B with OpenAI's ViT-B/16 architecture. Both hav
 (pred_iou_thresh=0, stability_score_thresh=0) to keep masks to name, as trained weights would; the
 other generator settings are segment_anything's defaults (32 x 32 points). Per frame it prints the
 seconds spent by SAM (and by its image encoder alone), by naming and painting its regions and in
-all (setup excluded and timed separately). Random SAM weights give one or two regions per frame (NMS merges their near-identical
-masks), where trained weights give dozens, so batching is measured on a grid of `--grid` cells per
-frame (8 x 12 = 96 regions by default): the same regions named with `--crop-batch` crops per CLIP
+all (setup excluded and timed separately). Random SAM weights give one or two regions per frame
+(NMS merges their near-identical masks), where trained weights give dozens, so batching is measured
+on a grid of `--grid` cells per frame (8 x 12 = 96 regions by default): the same regions named with `--crop-batch` crops per CLIP
 call and with one crop per call, timed in the same run, and their ratio.
 """
 
@@ -79,7 +79,8 @@ def main() -> None:
         regions = 0
         for image in frames:
             started = time.perf_counter()
-            records, seconds = timed(method.generator.generate, np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
+            pixels = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+            records, seconds = timed(method.generator.generate, pixels)
             sam_s += seconds
             masks = [r["segmentation"] for r in records]
             _, seconds = timed(method.label_regions, image, masks)
@@ -87,7 +88,7 @@ def main() -> None:
             total_s += time.perf_counter() - started
             regions += len(masks)
             # The image encoder alone (the generator runs it once per frame); the rest is per point prompt.
-            _, seconds = timed(method.generator.predictor.set_image, np.ascontiguousarray(image.permute(1, 2, 0).numpy()))
+            _, seconds = timed(method.generator.predictor.set_image, pixels)
             encoder_s += seconds
             method.generator.predictor.reset_image()
             # Naming alone, batched and one by one, on the same regions.
@@ -101,10 +102,11 @@ def main() -> None:
             assert torch.equal(batched, single), "batched and one-by-one naming disagree"
         n = len(frames)
         print(f"{config:5s} SAM {method.sam.name} + CLIP {method.clip.name}: setup {setup:.1f} s; per frame "
-              f"{total_s / n:.2f} s (SAM {sam_s / n:.2f} s, of which its image encoder {encoder_s / n:.2f} s; naming and painting {name_s / n:.2f} s), "
+              f"{total_s / n:.2f} s (SAM {sam_s / n:.2f} s, of which its image encoder {encoder_s / n:.2f} s; "
+              f"naming and painting {name_s / n:.2f} s), "
               f"{regions / n:.0f} regions")
-        print(f"      naming {rows * cols} grid regions: {args.crop_batch} per call {batched_s / n:.2f} s, one per call "
-              f"{single_s / n:.2f} s per frame: batched is {single_s / batched_s:.1f}x faster; same names")
+        print(f"      naming {rows * cols} grid regions: {args.crop_batch} per call {batched_s / n:.2f} s, "
+              f"one per call {single_s / n:.2f} s per frame: batched is {single_s / batched_s:.1f}x faster; same names")
 
 
 if __name__ == "__main__":

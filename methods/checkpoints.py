@@ -1,14 +1,15 @@
 """Reading weight files, with errors that name the file and what it should have been.
 
-Every loader (backbones, trained models, training state) goes through `read`, so a missing,
-truncated or foreign file fails the same way wherever it is met. Files load with
-`weights_only=True`; `.safetensors` files through safetensors.
+Every loader (backbones, SAM, trained models, training state) goes through `read`, so a missing,
+truncated or foreign file fails the same way wherever it is met; state dicts load strictly through
+`load_strict`. Files load with `weights_only=True`; `.safetensors` files through safetensors.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -28,3 +29,34 @@ def read(path: str | os.PathLike, expected: str) -> Any:
     except Exception as error:  # torch and safetensors raise several types for a truncated or foreign file
         raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
                          f"{expected}; the file is corrupt, truncated or of another kind") from error
+
+
+def read_state_dict(path: str | os.PathLike, expected: str) -> dict[str, torch.Tensor]:
+    """The state dict stored in `path` (an error if the file holds anything else)."""
+    state = read(path, expected)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors; "
+                         f"expected {expected}")
+    return dict(state)
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike, what: str,
+                expected: str, key_prefix: str = "") -> None:
+    """`module.load_state_dict(state, strict=True)` with errors that name the checkpoint, the keys
+    (as the file spells them: `key_prefix` + key) and what was expected; `what` names the module."""
+    own = module.state_dict()
+    wrong_shape = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if wrong_shape:
+        details = "; ".join(f"{key_prefix}{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} "
+                            f"in {what}" for k in wrong_shape[:3])
+        raise ValueError(f"checkpoint {path} does not fit {what} ({details}); the checkpoint is for another "
+                         f"model type; expected {expected}")
+    # torch fills in BatchNorm's num_batches_tracked, which older torchvision checkpoints lack.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    for problem, keys in (("misses", missing), ("has unexpected", unexpected)):
+        if keys:
+            shown = ", ".join(key_prefix + k for k in keys[:5])
+            raise ValueError(f"checkpoint {path} {problem} keys for {what}: {len(keys)} in all, e.g. {shown}; "
+                             f"expected {expected}")
+    module.load_state_dict(state, strict=True)

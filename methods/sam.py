@@ -119,7 +119,8 @@ def load_sam(model: str = "auto", checkpoint: str | os.PathLike | None = "auto",
     weights = _resolve_checkpoint(model, checkpoint)
     state = None
     if weights != "random":
-        state = _read_state(weights)
+        state = checkpoints.read_state_dict(weights, f"a segment_anything checkpoint such as "
+                                                     f"{SAM_CONFIGS[PAPER_MODEL].checkpoint_name}")
         model = _check_type(state, weights, model)
     elif model == "auto":
         model = TINY_MODEL
@@ -133,7 +134,8 @@ def load_sam(model: str = "auto", checkpoint: str | os.PathLike | None = "auto",
             sam = build_sam(SAM_CONFIGS[model])
     else:
         sam = build_sam(SAM_CONFIGS[model])
-        _load_strict(sam, state, weights, model)
+        checkpoints.load_strict(sam, state, weights, f"the SAM {model} model",
+                                f"a complete segment_anything {model} checkpoint")
     sam.requires_grad_(False).to(device)
     _LOADED[key] = loaded = LoadedSam(sam, model, weights, device)
     while len(_LOADED) > 1:  # a run uses one SAM; hold no more than that in (GPU) memory
@@ -186,15 +188,6 @@ def _cached_release(model: str) -> str | None:
     return None
 
 
-def _read_state(path: str) -> dict[str, torch.Tensor]:
-    expected = f"a segment_anything checkpoint such as {SAM_CONFIGS[PAPER_MODEL].checkpoint_name}"
-    state = checkpoints.read(path, expected)
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"SAM checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors; "
-                         f"expected {expected}")
-    return dict(state)
-
-
 def checkpoint_type(state: Mapping[str, torch.Tensor]) -> str | None:
     """The model type whose encoder width and depth the state dict has (None: no known type)."""
     patch = state.get("image_encoder.patch_embed.proj.weight")
@@ -220,16 +213,3 @@ def _check_type(state: Mapping[str, torch.Tensor], path: str, model: str) -> str
                          f"sam_model={found} (or auto), or a {model} checkpoint"
                          + (f" ({SAM_CONFIGS[model].checkpoint_name})" if SAM_CONFIGS[model].checkpoint_name else ""))
     return found
-
-
-def _load_strict(sam, state: dict[str, torch.Tensor], path: str, model: str) -> None:
-    own = sam.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        details = "; ".join(f"{what}: {', '.join(keys[:3])}" for what, keys in
-                            (("missing", missing), ("unexpected", unexpected), ("other shape", wrong)) if keys)
-        raise ValueError(f"SAM checkpoint {path} does not fit the {model} model ({details}); the file is "
-                         f"not a complete segment_anything {model} checkpoint")
-    sam.load_state_dict(state)

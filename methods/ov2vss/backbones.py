@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,10 +116,11 @@ class ResNetBackbone(Backbone):
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a timm/torchvision ResNet state dict into the trunk; the classifier (fc.*) is ignored."""
-        state = _read_state_dict(path, RESNET_CHECKPOINT)
+        state = checkpoints.read_state_dict(path, RESNET_CHECKPOINT)
         # timm's FeatureListNet keeps the plain ResNet's key names, so only the classifier has to go.
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        _load_strict(self.body, state, path, self.name, RESNET_CHECKPOINT, key_prefix="")
+        checkpoints.load_strict(self.body, state, path, f"backbone {self.name!r}",
+                                f"{RESNET_CHECKPOINT} for {self.name}")
 
 
 class SamViTBackbone(Backbone):
@@ -180,42 +180,14 @@ class SamViTBackbone(Backbone):
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a full SAM checkpoint (image_encoder.* keys; the prompt encoder and mask decoder are ignored)
         or an encoder-only state dict into the encoder; the pyramid stays as initialised."""
-        state = _read_state_dict(path, SAM_CHECKPOINT)
+        state = checkpoints.read_state_dict(path, SAM_CHECKPOINT)
         prefix = "image_encoder."
         if any(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         else:
             prefix = ""
-        _load_strict(self.encoder, state, path, self.name, SAM_CHECKPOINT, key_prefix=prefix)
-
-
-def _read_state_dict(path: str | os.PathLike, expected: str) -> dict[str, Tensor]:
-    state = checkpoints.read(path, expected)
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors; "
-                         f"expected {expected}")
-    return dict(state)
-
-
-def _load_strict(module: nn.Module, state: dict[str, Tensor], path: str | os.PathLike, name: str, expected: str,
-                 key_prefix: str) -> None:
-    """load_state_dict(strict=True) with errors that name the checkpoint, the keys and the fix."""
-    own = module.state_dict()
-    wrong_shape = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if wrong_shape:
-        details = "; ".join(f"{key_prefix}{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} "
-                            f"in {name}" for k in wrong_shape[:3])
-        raise ValueError(f"checkpoint {path} does not fit backbone {name!r} ({details}); the checkpoint is for "
-                         f"another model type; expected {expected} for {name}")
-    # torch fills in BatchNorm's num_batches_tracked, which older torchvision checkpoints lack.
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    for problem, keys in (("misses", missing), ("has unexpected", unexpected)):
-        if keys:
-            shown = ", ".join(key_prefix + k for k in keys[:5])
-            raise ValueError(f"checkpoint {path} {problem} keys for backbone {name!r}: {len(keys)} in all, "
-                             f"e.g. {shown}; expected {expected}")
-    module.load_state_dict(state, strict=True)
+        checkpoints.load_strict(self.encoder, state, path, f"backbone {self.name!r}",
+                                f"{SAM_CHECKPOINT} for {self.name}", key_prefix=prefix)
 
 
 def create_backbone(name: str, pretrained: str | os.PathLike | None = None) -> Backbone:
