@@ -14,6 +14,9 @@ from typing import Any
 
 import torch
 
+#: Values of a weights option (`clip_pretrained`, `sam_checkpoint`) that mean random initialisation.
+RANDOM = ("random", "none", "")
+
 
 def read(path: str | os.PathLike, expected: str) -> Any:
     """The object stored in `path`; `expected` says what the file should be (used in errors)."""

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from methods import checkpoints
+
 log = logging.getLogger(__name__)
 
 #: CLIP's pixel normalisation on a 0-255 scale (OpenAI's dataset mean and std).
@@ -35,10 +37,9 @@ TINY_MODEL = "ovvss-tiny-clip"
 CONFIG_DIR = pathlib.Path(__file__).parent / "clip_configs"
 #: Input sizes other than the model's native one that the reference code uses.
 INPUT_SIZES = {"ViT-B-16": 384, "ViT-B-16-quickgelu": 384}
-#: `pretrained=` values that mean "no weights": random initialisation.
-RANDOM = ("random", "none", "")
-#: Environment variable naming a local checkpoint that `pretrained="auto"` uses.
+#: Random weights are drawn from this seed, so every process builds the same random CLIP.
 RANDOM_WEIGHTS_SEED = 0
+#: Environment variable naming a local checkpoint that `pretrained="auto"` uses.
 CHECKPOINT_ENV = "BENCHMARK_CLIP_CHECKPOINT"
 
 PROMPT_SETS = ("single", "imagenet_select", "imagenet")
@@ -227,6 +228,14 @@ def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
+def random_weights_warning(clip: DenseClip, method: str) -> str | None:
+    """What a method's result says when its CLIP has random weights (None when it has real ones)."""
+    if clip.weights != "random":
+        return None
+    return (f"CLIP {clip.name} has random weights (none found): the numbers say nothing about the method; "
+            f"pass --opt {method}.clip_pretrained=PATH to the paper's OpenAI ViT-B/16 weights")
+
+
 def class_embeddings(text: torch.Tensor) -> torch.Tensor:
     """Text embeddings [T, C, D] -> one L2-normalised embedding per class [C, D], the mean over
     templates (CLIP's zero-shot classifier)."""
@@ -303,7 +312,7 @@ def _resolve_weights(model: str, pretrained: str | os.PathLike | None) -> str:
     import open_clip
 
     value = "random" if pretrained is None else str(pretrained)
-    if value.lower() in RANDOM:
+    if value.lower() in checkpoints.RANDOM:
         return "random"
     if value == "auto":
         found = _auto_weights(model)

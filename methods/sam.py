@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 #: Environment variable naming a local SAM checkpoint that `checkpoint="auto"` uses.
 CHECKPOINT_ENV = "BENCHMARK_SAM_CHECKPOINT"
-RANDOM = ("random", "none", "")
 #: Random weights are drawn from this seed, so every process builds the same random SAM.
 RANDOM_WEIGHTS_SEED = 0
 DOWNLOADS = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
@@ -152,7 +151,7 @@ def mask_generator(sam: LoadedSam, **parameters: Any):
 
 def _resolve_checkpoint(model: str, checkpoint: str | os.PathLike | None) -> str:
     value = "random" if checkpoint is None else str(checkpoint)
-    if value.lower() in RANDOM:
+    if value.lower() in checkpoints.RANDOM:
         return "random"
     if value != "auto":
         path = pathlib.Path(value).expanduser()

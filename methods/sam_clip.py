@@ -199,9 +199,9 @@ class SamClip(ImageMethod):
             warnings.append(f"SAM {self.sam.name} has random weights (none found): its regions say nothing, and under "
                             "the default quality thresholds it finds none, so every frame is filled; pass --opt "
                             "sam-clip.sam_checkpoint=PATH to sam_vit_b_01ec64.pth")
-        if self.clip.weights == "random":
-            warnings.append(f"CLIP {self.clip.name} has random weights (none found): the names it gives say nothing; "
-                            "pass --opt sam-clip.clip_pretrained=PATH to the paper's OpenAI ViT-B/16 weights")
+        clip_warning = clip_module.random_weights_warning(self.clip, self.name)
+        if clip_warning:
+            warnings.append(clip_warning)
         return {"sam": {"model": self.sam.name, "weights": self.sam.weights, **self.generator_options},
                 "clip": {"model": self.clip.name, "weights": self.clip.weights, "prompts": self.prompts,
                          "crop_size": self.clip.image_size},

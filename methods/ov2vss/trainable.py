@@ -72,11 +72,7 @@ class TrainableCostVolume(TrainableMethod):
         options = self.model_options
         info: dict[str, Any] = {"clip": {"model": options["clip_model"], "weights": clip.weights,
                                          **{k: options[k] for k in ("clip_input", "prompts", "last_block")}},
-                                "warnings": []}
-        if clip.weights == "random":
-            info["warnings"].append(f"CLIP {clip.name} has random weights (none found): the numbers say nothing "
-                                    f"about the method; pass --opt {self.name}.clip_pretrained=PATH to the "
-                                    "paper's OpenAI ViT-B/16 weights")
+                                "warnings": [w for w in [clip_module.random_weights_warning(clip, self.name)] if w]}
         if self._trainable() is None:
             info["model_config"] = options
             if self.checkpoint is not None:
