@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -11,7 +10,6 @@ import pathlib
 import sys
 
 DEFAULT_OUTPUT = pathlib.Path("results/runs/default")
-TRAIN_ROOT = pathlib.Path("results/train")
 
 
 class UsageError(Exception):
@@ -50,8 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", default="intended", choices=PROTOCOLS,
                      help="label handling: the intended mapping or the authors' (see README)")
     run.add_argument("--executor", default="debug", choices=EXECUTORS,
-                     help="debug: in this process; local: each cell in its own process")
+                     help="debug: in this process; local: each cell in its own process; slurm: SLURM jobs")
     run.add_argument("--workers", type=int, default=1, help="cells run at once by the local executor")
+    run.add_argument("--train", action="store_true",
+                     help="train the trainable methods given no --checkpoint first (reusing finished training runs), "
+                          "then evaluate them with those weights")
+    run.add_argument("--train-on", default=None, metavar="NAME[:SETTING]",
+                     help="what --train trains on (default: synthetic:seen when only synthetic data is evaluated, "
+                          "else vspw:seen)")
+    slurm = run.add_argument_group("slurm executor")
+    slurm.add_argument("--cluster-profile", default="default", metavar="NAME|PATH",
+                       help="resources and habits of the cluster: slurm/NAME.yaml or a YAML file (default %(default)s)")
+    slurm.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                       help="change one cluster profile key for this run, e.g. --slurm partition=gpu (repeatable)")
+    slurm.add_argument("--shards", type=int, default=1,
+                       help="split each cell into this many jobs by video; the results merge exactly (default 1)")
+    slurm.add_argument("--no-wait", action="store_true",
+                       help="submit and return; `status DIR` follows the jobs, the same run command collects them")
     run.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT, help="run folder (default %(default)s)")
     run.add_argument("--plugin", action="append", default=[], help="a .py file or module that defines methods (repeatable)")
     run.add_argument("--opt", action="append", default=[], metavar="NAME.KEY=VALUE", help="a method option (repeatable)")
@@ -84,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", type=pathlib.Path, default=None,
-                       help=f"training folder (default {TRAIN_ROOT}/METHOD__DATASET-SETTING__PROTOCOL__HASH)")
+                       help="training folder (default results/train/METHOD__DATASET-SETTING__PROTOCOL__HASH)")
     train.add_argument("--fresh", action="store_true", help="discard the folder's saved state and start again")
     train.set_defaults(handler=cmd_train)
 
@@ -98,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", type=pathlib.Path)
     report.set_defaults(handler=cmd_report)
 
-    status = commands.add_parser("status", help="show the state of every cell of a run folder")
+    status = commands.add_parser("status", help="show the state of every cell of a run folder (and of its SLURM jobs)")
     status.add_argument("dir", type=pathlib.Path)
     status.set_defaults(handler=cmd_status)
 
@@ -123,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, registry, reports
+    from benchmark import executors, plan, profiles, registry, reports
     from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
@@ -147,25 +160,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoints[name] = str(pathlib.Path(path).resolve())
     options = plan.parse_assignments(args.opt, "--opt")
     untrained = plan.untrained(methods, options, checkpoints)
-    if untrained:
+    trainings = []
+    if untrained and args.train:
+        trainings = _plan_trainings(args, untrained, options, dataset_options, datasets, plugins)
+    elif untrained:
         how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
                         for m in untrained)
         if args.methods != "all":
-            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how}")
-        print(f"left out (no trained weights): {', '.join(untrained)}; {how}")
+            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how} (or add --train)")
+        print(f"left out (no trained weights): {', '.join(untrained)}; {how} (or add --train)")
         methods = [m for m in methods if m not in untrained]
     cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
-                       args.vc_rule)
+                       args.vc_rule, {p.training.method: p.context.folder for p in trainings})
     try:
         resolve_device(args.device)
     except RuntimeError as error:
         raise UsageError(f"--device {args.device!r}: {error}") from error
     data_root = str(args.data_root.resolve()) if args.data_root else None
-    context = RunContext(str(args.output.resolve()), plugins, data_root, args.device, args.force)
+    slurm = None
+    if args.executor == "slurm":
+        from benchmark.data.cards import default_data_root
+
+        data_root = data_root or str(default_data_root().resolve())  # jobs run in a copy of the repository
+        slurm = executors.SlurmOptions(profiles.load(args.cluster_profile, args.slurm), args.shards, not args.no_wait)
+    elif args.shards != 1 or args.no_wait or args.slurm:
+        raise UsageError("--shards, --no-wait and --slurm apply to --executor slurm only")
+    if args.shards < 1:
+        raise UsageError(f"--shards {args.shards}: give 1 or more jobs per cell")
+    context = RunContext(str(args.output.resolve()), plugins, data_root, args.device)
     store = RunStore(args.output)
     store.add_to_plan([c.to_dict() for c in cells], {"argv": sys.argv[1:], "plugins": plugins,
                                                     "data_root": data_root, "device": args.device})
-    finished = [] if args.force else [c for c in cells if (store.read_result(c.id) or {}).get("status") == "done"]
+    if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
+        for cell in cells:
+            store.result_path(cell.id).unlink(missing_ok=True)
+            store.clear_partial(cell.id)
+    finished = [c for c in cells if (store.read_result(c.id) or {}).get("status") == "done"]
     todo = [c for c in cells if c not in finished]
     print(f"{len(cells)} cells ({len(finished)} finished already) -> {args.output}")
 
@@ -176,7 +206,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             shown += f" ({', '.join(f'{k} {v}' for k, v in result['method_counts'].items())})"
         print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
 
-    results = executors.execute(todo, context, args.executor, args.workers, announce)
+    results = executors.execute(todo, context, args.executor, args.workers, announce, trainings, slurm)
+    if results is None:  # submitted without waiting
+        return 0
     table, paths = reports.write_tables(args.output)
     print(reports.format_table(table[table["cell"].isin([c.id for c in cells])]))
     print(f"tables: {', '.join(str(p) for p in paths)}")
@@ -186,14 +218,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _plan_trainings(args, methods, options, dataset_options, datasets, plugins):
+    """The training runs `run --train` needs: one per method, on --train-on's data."""
+    from benchmark import plan
+    from benchmark.data import catalog
+    from benchmark.training import PlannedTraining, TrainContext, Training
+
+    default = "synthetic:seen" if {d for d, _ in datasets} == {"synthetic"} else "vspw:seen"
+    name, setting = catalog.parse(args.train_on or default)
+    data_root = str(args.data_root.resolve()) if args.data_root else None
+    planned = []
+    for method in methods:
+        training = Training(method, plan.resolve_options(method, options), name, setting or "seen", args.protocol,
+                            dataset_options.get(name, {}), args.seed)
+        context = TrainContext(str(training.folder()), plugins, data_root, args.device, sys.argv[1:])
+        planned.append(PlannedTraining(training, context))
+        print(f"{method}: {'trained already' if planned[-1].finished else 'trains first'} on "
+              f"{name}:{training.setting} -> {context.folder}")
+    return planned
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from benchmark import plan, registry
     from benchmark.data import catalog
-    from benchmark.data.training import open_training
     from benchmark.interface import TrainableMethod
-    from benchmark.runner import resolve_device, seed_everything
+    from benchmark.runner import resolve_device
+    from benchmark.training import TRAINED, TrainContext, Training, run_training
 
-    for plugin in args.plugin:
+    plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in args.plugin]
+    for plugin in plugins:
         registry.load_plugin(plugin)
     cls = registry.get(args.method)
     if not issubclass(cls, TrainableMethod):
@@ -201,32 +254,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = plan.parse_assignments(args.opt, "--opt")
     dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
     name, setting = catalog.parse(args.dataset)
-    setting = setting or "seen"
     stray = sorted(set(options) - {args.method}) + sorted(set(dataset_options) - {name})
     if stray:
         raise UsageError(f"--opt/--dataset-opt name {stray}; this trains only {args.method} on {name}")
     try:
-        device = resolve_device(args.device)
+        resolve_device(args.device)
     except RuntimeError as error:
         raise UsageError(f"--device {args.device!r}: {error}") from error
-    config = {"method": args.method, "options": {**cls.default_options(), **options.get(args.method, {})},
-              "dataset": name, "setting": setting, "protocol": args.protocol,
-              "dataset_options": dataset_options.get(name, {}), "seed": args.seed}
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    run_dir = args.output or TRAIN_ROOT / f"{args.method}__{name}-{setting}__{args.protocol}__{digest}"
+    training = Training(args.method, plan.resolve_options(args.method, options), name, setting or "seen",
+                        args.protocol, dataset_options.get(name, {}), args.seed)
+    folder = args.output.resolve() if args.output else training.folder()
     if args.fresh:
-        for stale in ("last.pt", "loss.csv", "final.pt"):
-            (run_dir / stale).unlink(missing_ok=True)
-    train_set = open_training(name, setting, args.protocol, args.data_root, dataset_options.get(name))
-    print(f"training {args.method} on {train_set} -> {run_dir}", flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({**config, "argv": sys.argv[1:]}, indent=1, default=str))
-    seed_everything(args.seed)
-    method = registry.create(args.method, **options.get(args.method, {}))
-    method.setup(train_set.vocabulary, device)
-    checkpoint = method.fit(train_set, train_set.vocabulary, run_dir)
+        for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
+            (folder / stale).unlink(missing_ok=True)
+    data_root = str(args.data_root.resolve()) if args.data_root else None
+    checkpoint = run_training(training.to_dict(), TrainContext(str(folder), plugins, data_root, args.device,
+                                                               sys.argv[1:]))
     given = "".join(f" --opt {item}" for item in args.opt)
-    print(f"checkpoint: {checkpoint}\nloss log: {run_dir / 'loss.csv'}\nevaluate with: python -m benchmark run "
+    print(f"checkpoint: {checkpoint}\nloss log: {folder / 'loss.csv'}\nevaluate with: python -m benchmark run "
           f"--methods {args.method}{given} --checkpoint {args.method}={checkpoint}")
     return 0
 
@@ -266,26 +311,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.store import RunStore
+    from benchmark import status
 
-    store = RunStore(args.dir)
-    recorded = store.read_plan()
-    if recorded is None:
-        raise UsageError(f"{args.dir} has no plan.json; pass the --output folder of a run")
-    counts: dict[str, int] = {}
-    for cell in recorded["cells"]:
-        result = store.read_result(cell["id"])
-        partial = store.load_video_states(cell["id"])
-        if result is not None:
-            state = result["status"]
-        else:
-            state = f"started ({len(partial)} videos saved)" if partial else "pending"
-        detail = ""
-        if result is not None and result["status"] == "failed":
-            detail = " " + result.get("error", {}).get("message", "")
-        counts[state.split(" ")[0]] = counts.get(state.split(" ")[0], 0) + 1
-        print(f"{state:28s} {cell['id']}{detail}")
-    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    print(status.format_rows(status.rows(args.dir)))
     return 0
 
 

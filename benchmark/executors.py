@@ -1,6 +1,7 @@
-"""Where cells run: `debug` (in this process, one after another) or `local` (each cell in its own
-process through submitit's local executor, a few at a time). Cells pass nothing back but their
-result files, so the executors are interchangeable.
+"""Where cells run: `debug` (in this process, one after another), `local` (each cell in its own
+process through submitit's local executor, a few at a time) or `slurm` (SLURM jobs, see
+`benchmark.slurm_executor`). Cells pass nothing back but their result files, so the executors are
+interchangeable. Training runs the cells need (`run --train`) go first.
 """
 
 from __future__ import annotations
@@ -8,21 +9,42 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from benchmark.plan import Cell
+from benchmark.profiles import ClusterProfile
 from benchmark.runner import RunContext, run_cell
 from benchmark.store import RunStore, now
+from benchmark.training import run_training
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("debug", "local")
+EXECUTORS = ("debug", "local", "slurm")
 POLL_SECONDS = 1.0
 
 
+@dataclass
+class SlurmOptions:
+    profile: ClusterProfile
+    shards: int = 1           # jobs per cell, splitting its videos
+    wait: bool = True         # False: submit and return (results are collected by a later run)
+
+
 def execute(cells: list[Cell], context: RunContext, executor: str = "debug", workers: int = 1,
-            on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run the cells; return their results in the cells' order."""
+            on_result: Callable[[dict[str, Any]], None] | None = None, trainings: list | None = None,
+            slurm: SlurmOptions | None = None) -> list[dict[str, Any]] | None:
+    """Run the trainings, then the cells; return the cells' results in order (None when the slurm
+    executor was told not to wait)."""
+    trainings = trainings or []
+    if executor == "slurm":
+        from benchmark.slurm_executor import execute_slurm
+
+        slurm = slurm or SlurmOptions(ClusterProfile())
+        return execute_slurm(cells, context, slurm.profile, trainings, slurm.shards, slurm.wait, on_result)
+    for planned in trainings:  # here, one after another: each finishes before the cells that load it
+        if not planned.finished:
+            _train_here(planned, executor, RunStore(context.output))
     if executor == "debug":
         results = []
         for cell in cells:
@@ -61,6 +83,20 @@ def _execute_local(cells: list[Cell], context: RunContext, workers: int,
         for cell, job in running.values():  # interrupted: leave no orphan processes
             job.cancel(check=False)
     return [results[cell.id] for cell in cells]
+
+
+def _train_here(planned, executor: str, store: RunStore) -> None:
+    args = (planned.training.to_dict(), planned.context)
+    if executor == "debug":
+        run_training(*args)
+        return
+    import submitit
+
+    local = submitit.AutoExecutor(folder=store.jobs_dir, cluster="local")
+    local.update_parameters(timeout_min=7 * 24 * 60)
+    job = local.submit(run_training, *args)
+    log.info("training %s: started as local job %s", planned.training.id, job.job_id)
+    job.result()
 
 
 def _collect(job, cell: Cell, store: RunStore) -> dict[str, Any]:

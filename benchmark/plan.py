@@ -27,10 +27,14 @@ class Cell:
     checkpoint: str | None = None
     seed: int = 0
     vc_rule: str = "vspw"
+    training: str | None = None   # folder of the training run whose weights it loads (run --train)
 
     @property
     def id(self) -> str:
-        config = json.dumps(asdict(self), sort_keys=True, default=str)
+        fields = asdict(self)
+        if fields["training"] is None:  # added later: cells without it keep the ids they always had
+            del fields["training"]
+        config = json.dumps(fields, sort_keys=True, default=str)
         digest = hashlib.sha1(config.encode()).hexdigest()[:10]
         readable = f"{self.method}__{self.dataset}-{self.setting}__{self.protocol}"
         return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', readable)}__{digest}"
@@ -60,9 +64,12 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, dict[str, Any]]:
 def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "intended",
           options: dict[str, dict[str, Any]] | None = None,
           dataset_options: dict[str, dict[str, Any]] | None = None,
-          checkpoints: dict[str, str] | None = None, seed: int = 0, vc_rule: str = "vspw") -> list[Cell]:
-    """Every method x dataset setting, with each method's default options filled in."""
+          checkpoints: dict[str, str] | None = None, seed: int = 0, vc_rule: str = "vspw",
+          trainings: dict[str, str] | None = None) -> list[Cell]:
+    """Every method x dataset setting, with each method's default options filled in; `trainings` maps
+    a method to the folder of the training run whose weights its cells load."""
     options, dataset_options, checkpoints = options or {}, dataset_options or {}, checkpoints or {}
+    trainings = trainings or {}
     for flag, given, known in (("--opt", options, methods), ("--checkpoint", checkpoints, methods),
                                ("--dataset-opt", dataset_options, [d for d, _ in datasets])):
         stray = sorted(set(given) - set(known))
@@ -84,7 +91,7 @@ def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "
             raise ValueError(f"method {method}: {error}") from error
         for dataset, setting in datasets:
             cells.append(Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
-                              checkpoints.get(method), seed, vc_rule))
+                              checkpoints.get(method), seed, vc_rule, trainings.get(method)))
     return cells
 
 

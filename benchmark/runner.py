@@ -42,7 +42,6 @@ class RunContext:
     plugins: list[str] = field(default_factory=list)
     data_root: str | None = None
     device: str = "auto"
-    force: bool = False
 
 
 class CellFailure(Exception):
@@ -60,35 +59,74 @@ def resolve_device(name: str):
     return device
 
 
-def run_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:
-    """Run a cell (given as `Cell.to_dict()`, so it crosses process boundaries) and return its
-    result, which is also written to the store."""
+def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, shards: int = 1) -> dict[str, Any]:
+    """Run a cell (given as `Cell.to_dict()`, so it crosses process boundaries), or one of `shards`
+    parts of it split by video, and return the cell's result, which is also written to the store.
+
+    A shard evaluates every `shards`-th video starting at `shard` and saves its summary; whichever shard
+    finds all summaries saved merges the per-video states into the cell result (a shard that is not
+    last returns a result with status "shard-done", which it does not write)."""
     cell = Cell.from_dict(cell_data)
     store = RunStore(context.output)
-    if context.force:
-        store.clear_partial(cell.id)
-    else:
-        previous = store.read_result(cell.id)
-        if previous is not None and previous.get("status") == "done":
-            return previous
+    previous = store.read_result(cell.id)
+    if previous is not None and previous.get("status") == "done":
+        return previous
+    store.clear_shard(cell.id, shard, shards)  # this attempt's outcome replaces an earlier one's
     result: dict[str, Any] = {"cell": cell.to_dict(), "status": "running", "provenance": provenance(cell.seed)}
     result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins})
+    if shards > 1:
+        result["provenance"]["shard"] = f"{shard} of {shards}"
+    evaluation = None
     try:
-        _evaluate(cell, context, store, result)
+        evaluation = open_evaluation(cell, context, result)
+        _evaluate_videos(cell, context, store, evaluation, result, evaluation.videos[shard::shards])
         result["status"] = "done"
     except Exception as error:  # recorded in the cell's result; other cells go on
         result["status"] = "failed"
         result["error"] = {"message": f"{type(error).__name__}: {error}" if not isinstance(error, CellFailure)
                            else str(error), "traceback": traceback.format_exc()}
+        if shards > 1:
+            result["error"]["message"] = f"shard {shard} of {shards}: {result['error']['message']}"
         log.error("cell %s failed: %s", cell.id, result["error"]["message"])
     result["provenance"]["end_time"] = now()
-    store.write_result(result)
-    if result["status"] == "done":
-        store.clear_partial(cell.id)
+    if shards > 1:
+        store.save_shard(cell.id, shard, shards, result)
+        if result["status"] == "failed":
+            store.write_result(result)  # the cell shows as failed at once; the other shards' videos stay saved
+            return result
+        return merge_shards(cell_data, context, shards) or {**result, "status": "shard-done"}
+    _finish(cell, store, evaluation, result)
     return result
 
 
-def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str, Any]) -> None:
+def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) -> dict[str, Any] | None:
+    """The cell result merged from its shards once all of them have finished (None before that):
+    the same numbers an unsharded run gives, with each shard's provenance and timing kept."""
+    cell = Cell.from_dict(cell_data)
+    store = RunStore(context.output)
+    parts = store.load_shards(cell.id, shards)
+    if len(parts) < shards or any(part["status"] != "done" for part in parts):
+        return None
+    result = {key: value for key, value in parts[0].items() if key not in ("timing", "provenance")}
+    result["provenance"] = {**parts[0]["provenance"], "shard": None, "end_time": max(
+        part["provenance"]["end_time"] for part in parts), "shards": [part["provenance"] for part in parts]}
+    segment_s = sum(part["timing"]["segment_s"] for part in parts)
+    frames = sum(part["timing"]["frames"] for part in parts)
+    result["timing"] = {"setup_s": max(part["timing"]["setup_s"] for part in parts), "segment_s": segment_s,
+                        "frames": frames, "frames_per_s": frames / segment_s if segment_s else None}
+    try:
+        _finish(cell, store, open_evaluation(cell, context, {}), result)
+    except Exception as error:  # a video state went missing or bad since its shard saved it
+        merged = store.read_result(cell.id)
+        if merged is not None and merged.get("status") == "done":  # another shard merged first
+            return merged
+        result.update(status="failed", error={"message": f"merging the {shards} shards failed: "
+                                              f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
+        store.write_result(result)
+    return result
+
+
+def open_evaluation(cell: Cell, context: RunContext, result: dict[str, Any]):
     for plugin in context.plugins:
         registry.load_plugin(plugin)
     data_root = pathlib.Path(context.data_root) if context.data_root else None
@@ -98,14 +136,20 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
                   data={"root": str(evaluation.root), "split": evaluation.split, "videos": len(evaluation.videos),
                         "mask_formats": sorted({r.mask_format.name for r in evaluation.videos}),
                         "notes": evaluation.notes})
+    return evaluation
+
+
+def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluation, result: dict[str, Any],
+                     records: list[VideoRecord]) -> None:
+    """Segment and score the given videos that have no saved state yet, saving each one's state."""
+    setting = evaluation.setting
     for note in evaluation.notes:
         log.warning("cell %s: %s", cell.id, note)
-
     seed_everything(cell.seed)
     device = resolve_device(context.device)
     method = registry.create(cell.method, **cell.options)
-    if cell.checkpoint:
-        method.load(pathlib.Path(cell.checkpoint))
+    if cell.checkpoint or cell.training:
+        method.load(pathlib.Path(cell.checkpoint) if cell.checkpoint else trained_checkpoint(cell.training))
     started = time.perf_counter()
     method.setup(list(setting.vocabulary), device)
     timing = {"setup_s": time.perf_counter() - started, "segment_s": 0.0}
@@ -113,40 +157,62 @@ def _evaluate(cell: Cell, context: RunContext, store: RunStore, result: dict[str
     for warning in result["provenance"]["method"].get("warnings", []):
         log.warning("cell %s: %s", cell.id, warning)
 
-    states = store.load_video_states(cell.id)
-    if states:
-        log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(states), len(evaluation.videos))
-    todo = [record for record in evaluation.videos if record.name not in states]
+    done = set(store.load_video_states(cell.id))
+    if done:
+        log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(done), len(evaluation.videos))
+    todo = [record for record in records if record.name not in done]
     todo_frames = sum(len(r.annotated) for r in todo)
     progress = Progress(todo_frames, cell.id)
     videos = prefetched_videos(todo, PREFETCH_FRAMES, ahead="all" if method.video else "annotated")
     for record, video in zip(todo, videos):
         seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
-        states[record.name] = _evaluate_video(method, cell, setting, record, video, progress)
+        state = _evaluate_video(method, cell, setting, record, video, progress)
         timing["segment_s"] += time.perf_counter() - started
-        store.save_video_state(cell.id, record.name, states[record.name])
+        store.save_video_state(cell.id, record.name, state)
     progress.close()
     # Only this process's frames were timed; a resumed cell's earlier videos were not.
+    timing["frames"] = todo_frames
     timing["frames_per_s"] = todo_frames / timing["segment_s"] if timing["segment_s"] else None
+    result["timing"] = timing
 
-    confusion = ConfusionMatrix(len(setting.class_names))
-    consistency = VideoConsistency(rule=cell.vc_rule)
-    frames = 0
-    method_counts: dict[str, int] = {}
-    for record in evaluation.videos:  # dataset order, whatever order the states were computed in
-        state = states[record.name]
-        confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
-        consistency.merge(VideoConsistency.from_state(state["vc"]))
-        frames += state["frames"]
-        for event, amount in state.get("method_counts", {}).items():
-            method_counts[event] = method_counts.get(event, 0) + amount
-    metrics, per_class = confusion.compute(setting.class_names, setting.groups)
-    metrics.update(consistency.compute())
-    result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
-                  counts={"videos": len(evaluation.videos), "frames": frames,
-                          "scored_pixels": int(confusion.counts.sum())},
-                  method_counts=method_counts, timing=timing)
+
+def _finish(cell: Cell, store: RunStore, evaluation, result: dict[str, Any]) -> None:
+    """Merge every video's saved state, in dataset order, into the cell's metrics; write the result."""
+    if result["status"] == "done":
+        setting = evaluation.setting
+        states = store.load_video_states(cell.id)
+        missing = [record.name for record in evaluation.videos if record.name not in states]
+        if missing:
+            raise CellFailure(f"cell {cell.id}: no saved state for videos {missing[:5]} "
+                              f"({len(missing)} in all) in {store.partial_dir(cell.id)}")
+        confusion = ConfusionMatrix(len(setting.class_names))
+        consistency = VideoConsistency(rule=cell.vc_rule)
+        frames = 0
+        method_counts: dict[str, int] = {}
+        for record in evaluation.videos:  # dataset order, whatever order the states were computed in
+            state = states[record.name]
+            confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
+            consistency.merge(VideoConsistency.from_state(state["vc"]))
+            frames += state["frames"]
+            for event, amount in state.get("method_counts", {}).items():
+                method_counts[event] = method_counts.get(event, 0) + amount
+        metrics, per_class = confusion.compute(setting.class_names, setting.groups)
+        metrics.update(consistency.compute())
+        result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
+                      counts={"videos": len(evaluation.videos), "frames": frames,
+                              "scored_pixels": int(confusion.counts.sum())},
+                      method_counts=method_counts)
+    store.write_result(result)
+    if result["status"] == "done":
+        store.clear_partial(cell.id)
+
+
+def trained_checkpoint(training: str) -> pathlib.Path:
+    """The checkpoint a finished training run (`benchmark.training`) recorded in its folder."""
+    from benchmark.training import read_trained
+
+    return read_trained(pathlib.Path(training))
 
 
 def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress) -> dict[str, Any]:

@@ -3,7 +3,9 @@
     DIR/plan.json                 every cell run into DIR, and each run's command
     DIR/cells/<cell-id>.json      one result per cell (written atomically: temp file + rename)
     DIR/partial/<cell-id>/*.json  per-video state of an unfinished cell (resume, shards)
-    DIR/jobs/                     logs of cells run as separate processes (local executor)
+    DIR/partial/<cell-id>/shards/<k>-of-<n>.json   what each finished shard of a sharded cell reported
+    DIR/jobs/                     logs of cells run as separate processes (local and slurm executors)
+    DIR/jobs/tasks/<task>.json    the SLURM job ids of each submitted task (status, reattaching)
     DIR/tables/                   tables built by `report`
 """
 
@@ -79,6 +81,26 @@ class RunStore:
         folder = self.partial_dir(cell_id)
         return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
+    def shard_path(self, cell_id: str, shard: int, shards: int) -> pathlib.Path:
+        return self.partial_dir(cell_id) / "shards" / f"{shard}-of-{shards}.json"
+
+    def save_shard(self, cell_id: str, shard: int, shards: int, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.shard_path(cell_id, shard, shards), summary)
+
+    def read_shard(self, cell_id: str, shard: int, shards: int) -> dict[str, Any] | None:
+        try:
+            return read_json(self.shard_path(cell_id, shard, shards))
+        except FileNotFoundError:  # not finished, or merged and cleared meanwhile
+            return None
+
+    def clear_shard(self, cell_id: str, shard: int, shards: int) -> None:
+        self.shard_path(cell_id, shard, shards).unlink(missing_ok=True)
+
+    def load_shards(self, cell_id: str, shards: int) -> list[dict[str, Any]]:
+        """The saved summaries of the cell's `shards` shards, in shard order (missing ones left out)."""
+        found = [self.read_shard(cell_id, k, shards) for k in range(shards)]
+        return [summary for summary in found if summary is not None]
+
     def clear_partial(self, cell_id: str) -> None:
         shutil.rmtree(self.partial_dir(cell_id), ignore_errors=True)
 
@@ -113,6 +135,13 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
+def slurm_job_id() -> str | None:
+    """This process's SLURM job as squeue and sacct name it: ARRAYID_INDEX for an array task."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def provenance(seed: int) -> dict[str, Any]:
     """Where and with what a result was computed; `end_time` is filled in when it finishes."""
     versions = {}
@@ -127,8 +156,9 @@ def provenance(seed: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "seed": seed,
         "host": socket.gethostname(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_job_id": slurm_job_id(),
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "code": str(REPOSITORY),  # in a SLURM job: the snapshot made when the job was queued
         "start_time": now(),
         "end_time": None,
     }

@@ -141,6 +141,10 @@ class Trainable(TrainableMethod, ImageMethod):
 
     name = "test-trainable"
 
+    @classmethod
+    def needs_checkpoint(cls, options):
+        return True  # it has no label to give before it is trained
+
     def fit(self, train, vocabulary, run_dir):
         target, _ = train.labels(0, train.videos[0].annotated[0])
         labels, counts = np.unique(target[target < len(vocabulary)], return_counts=True)
