@@ -142,9 +142,7 @@ def test_a_preempted_job_checkpoints_requeues_itself_and_resumes(tmp_path):
     out, driver, task = start_slow_cell(tmp_path, "preempted")
     job_id = task["jobs"][0]["job_id"]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what SLURM sends before preempting
-    # SLURM holds a requeued job for about two minutes (its begin time); let it start now instead.
-    wait_for(lambda: jobs.job_states([job_id]).get(job_id) == "PENDING", what="the job to be requeued")
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    # The requeued job waits cred_expire (10 s on the local cluster, 120 s by SLURM's default) to start again.
     task = finish_slow_cell(tmp_path, out, driver)
     assert len(task["jobs"]) == 1  # submitit requeued the same job; the driver had nothing to do
     log = pathlib.Path(task["jobs"][0]["stderr"]).read_text()
@@ -196,6 +194,19 @@ def test_training_runs_first_and_evaluation_waits_for_it(tmp_path):
     again = run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-trainable", "--train", "--force",
                     "--datasets", "synthetic:all", *SLURM, "--output", out, check=0, cwd=tmp_path)
     assert "test-trainable: trained already" in again.stdout
+
+
+def test_a_failed_training_fails_the_cells_waiting_for_it_with_its_log(tmp_path):
+    out = tmp_path / "untrainable"
+    done = run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-trainable", "--opt", "test-trainable.fail=true",
+                   "--train", "--datasets", "synthetic:all", *SLURM, "--output", out, check=1, cwd=tmp_path)
+    (result,) = results(out).values()
+    assert result["status"] == "failed" and "the training it needs failed" in result["error"]["message"]
+    train_task = next(t for t in tasks(out).values() if t["kind"] == "train")
+    assert train_task["jobs"][0]["stderr"] in result["error"]["message"]
+    assert "FAILED" in done.stderr
+    status = run_cli("status", out, check=0).stdout
+    assert "failed  training test-trainable" in status and "the loss went to NaN (simulated)" in status, status
 
 
 def test_no_wait_returns_at_once_and_a_later_run_reattaches(tmp_path):

@@ -141,11 +141,17 @@ class Trainable(TrainableMethod, ImageMethod):
 
     name = "test-trainable"
 
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.fail = fail
+
     @classmethod
     def needs_checkpoint(cls, options):
         return True  # it has no label to give before it is trained
 
     def fit(self, train, vocabulary, run_dir):
+        if self.fail:
+            raise RuntimeError("the loss went to NaN (simulated)")
         target, _ = train.labels(0, train.videos[0].annotated[0])
         labels, counts = np.unique(target[target < len(vocabulary)], return_counts=True)
         path = run_dir / "label.pt"
