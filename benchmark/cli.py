@@ -135,14 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_plugins(given: list[str]) -> list[str]:
+    """Load each --plugin; return them with files as absolute paths, as other processes need them."""
+    from benchmark import registry
+
+    plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in given]
+    for plugin in plugins:
+        registry.load_plugin(plugin)
+    return plugins
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, profiles, registry, reports
+    from benchmark import executors, plan, profiles, reports
     from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
-    plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in args.plugin]
-    for plugin in plugins:
-        registry.load_plugin(plugin)
+    plugins = load_plugins(args.plugin)
     methods = plan.expand_methods(args.methods)
     if not methods:
         raise UsageError("no methods to run; name them with --methods or add a --plugin")
@@ -245,9 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from benchmark.runner import resolve_device
     from benchmark.training import TRAINED, TrainContext, Training, run_training
 
-    plugins = [str(pathlib.Path(p).resolve()) if pathlib.Path(p).exists() else p for p in args.plugin]
-    for plugin in plugins:
-        registry.load_plugin(plugin)
+    plugins = load_plugins(args.plugin)
     cls = registry.get(args.method)
     if not issubclass(cls, TrainableMethod):
         raise UsageError(f"method {args.method} is not trainable (not a TrainableMethod); it runs as it is")

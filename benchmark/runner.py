@@ -157,7 +157,7 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     for warning in result["provenance"]["method"].get("warnings", []):
         log.warning("cell %s: %s", cell.id, warning)
 
-    done = set(store.load_video_states(cell.id))
+    done = store.saved_videos(cell.id)
     if done:
         log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(done), len(evaluation.videos))
     todo = [record for record in records if record.name not in done]

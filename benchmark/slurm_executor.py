@@ -69,6 +69,7 @@ class SlurmExecution:
         self.records = TaskRecords(self.store.jobs_dir)
         self.cells: dict[str, Cell] = {}
         self.tasks: dict[str, Task] = {}
+        self.cell_tasks: dict[str, list[Task]] = {}
         self.trainings: dict[str, PlannedTraining] = {}
         self._code: pathlib.Path | None = None      # the snapshot this driver submits from
         self._job_context: RunContext | None = None
@@ -93,13 +94,15 @@ class SlurmExecution:
                 task_id = cell.id if count == 1 else f"{cell.id}__shard{shard}of{count}"
                 summary = self.store.read_shard(cell.id, shard, count) if count > 1 else None
                 if summary is None or summary["status"] != "done":
-                    self._add(Task(task_id, "cell", cell.to_dict(), shard, count, after))
+                    task = self._add(Task(task_id, "cell", cell.to_dict(), shard, count, after))
+                    self.cell_tasks.setdefault(cell.id, []).append(task)
 
-    def _add(self, task: Task) -> None:
+    def _add(self, task: Task) -> Task:
         recorded = self.records.load(task.id)
         if recorded is not None:  # keep the job history; the plan's dependencies are today's
             task.jobs, task.error = recorded.jobs, recorded.error
         self.tasks[task.id] = task
+        return task
 
     def _video_count(self, cell: Cell) -> int:
         return len(open_evaluation(cell, self.context, {}).videos)
@@ -278,11 +281,12 @@ class SlurmExecution:
     def _announce(self, active: set[str], announced: set[str], on_result) -> None:
         """Report each cell whose tasks have all ended (merging shards the last one did not merge)."""
         for cell_id, cell in self.cells.items():
-            if cell_id in announced or any(t.cell_id == cell_id and t.id in active for t in self.tasks.values()):
+            own = self.cell_tasks.get(cell_id, [])
+            if cell_id in announced or any(t.id in active for t in own):
                 continue
             announced.add(cell_id)
             result = self.store.read_result(cell_id)
-            shards = max([t.shards for t in self.tasks.values() if t.cell_id == cell_id], default=1)
+            shards = max([t.shards for t in own], default=1)
             if (result is None or result["status"] != "done") and shards > 1:
                 result = merge_shards(cell.to_dict(), self.context, shards) or result
             if result is not None and on_result:

@@ -65,13 +65,13 @@ def _cell_row(cell_id: str, store: RunStore, tasks: list[Task], states: dict[str
         log = error.get("log") or next((t.jobs[-1]["stderr"] for t in tasks if t.jobs), None)
         return Row(cell_id, "failed", jobs_text, _failure_detail(error.get("message", ""), log))
     if live:
-        saved = len(store.load_video_states(cell_id))
+        saved = len(store.saved_videos(cell_id))
         return Row(cell_id, f"{live}" + (f" ({saved} videos saved)" if saved else ""), jobs_text)
     ended = [t for t in tasks if t.job_id and states.get(t.job_id) and states[t.job_id] not in jobs.LIVE]
     if ended and any(t.error for t in ended):
         task = next(t for t in ended if t.error)
         return Row(cell_id, "failed", jobs_text, _failure_detail(task.error, task.jobs[-1]["stderr"]))
-    saved = len(store.load_video_states(cell_id))
+    saved = len(store.saved_videos(cell_id))
     if ended:  # its job ended without a result and no driver has looked since
         task = ended[-1]
         message = (f"job {task.job_id} ended {states[task.job_id]} without a result; run the same `run` command "

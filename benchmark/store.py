@@ -77,6 +77,11 @@ class RunStore:
     def save_video_state(self, cell_id: str, video: str, state: dict[str, Any]) -> None:
         atomic_write_json(self.partial_dir(cell_id) / f"{video}.json", state)
 
+    def saved_videos(self, cell_id: str) -> set[str]:
+        """The videos whose state is saved (names only: nothing is read)."""
+        folder = self.partial_dir(cell_id)
+        return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
     def load_video_states(self, cell_id: str) -> dict[str, dict[str, Any]]:
         folder = self.partial_dir(cell_id)
         return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
