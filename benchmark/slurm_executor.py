@@ -151,8 +151,15 @@ class SlurmExecution:
                                            slurm_additional_parameters=sbatch)
                 for start in range(0, len(members), self.profile.max_array_size):
                     chunk = members[start:start + self.profile.max_array_size]
-                    with executor.batch():
-                        submitted = [self._submit_one(executor, task) for task in chunk]
+                    try:
+                        with executor.batch():
+                            submitted = [self._submit_one(executor, task) for task in chunk]
+                    except submitit.core.utils.FailedJobError as error:  # sbatch said no
+                        raise ValueError(
+                            f"sbatch refused the {kind} jobs under cluster profile {self.profile.name!r}: "
+                            f"{str(error).strip().splitlines()[-1]}; fix the profile or change a key with "
+                            f"--slurm KEY=VALUE (the local cluster of slurm/local/ needs --cluster-profile local)"
+                        ) from error
                     for task, job in zip(chunk, submitted):
                         task.record(job.job_id, job.paths.stdout, job.paths.stderr)
                         self.records.save(task)

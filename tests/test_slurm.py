@@ -242,6 +242,13 @@ def test_jobs_run_the_code_as_it_was_at_submission(tmp_path):
     assert scored(result) == scored(next(iter(reference.values())))
 
 
+def test_a_profile_the_cluster_cannot_satisfy_is_an_input_error_naming_it(tmp_path):
+    done = run_cli("run", "--methods", "chance", "--datasets", "synthetic:unseen", "--executor", "slurm",
+                   "--output", tmp_path / "gpu", check=2)  # the default profile asks for a GPU; this node has none
+    assert "sbatch refused the cell jobs under cluster profile 'default'" in done.stderr
+    assert "--cluster-profile local" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_submitting_from_inside_a_slurm_job_works(tmp_path):
     out = tmp_path / "nested"
     command = (f"{sys.executable} -m benchmark run --plugin {TEST_METHODS} --methods test-constant "
