@@ -166,20 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not pathlib.Path(path).is_file():
             raise UsageError(f"--checkpoint {item!r}: no file {path}")
         checkpoints[name] = str(pathlib.Path(path).resolve())
-    options = plan.parse_assignments(args.opt, "--opt")
-    untrained = plan.untrained(methods, options, checkpoints)
-    trainings = []
-    if untrained and args.train:
-        trainings = _plan_trainings(args, untrained, options, dataset_options, datasets, plugins)
-    elif untrained:
-        how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
-                        for m in untrained)
-        if args.methods != "all":
-            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how} (or add --train)")
-        print(f"left out (no trained weights): {', '.join(untrained)}; {how} (or add --train)")
-        methods = [m for m in methods if m not in untrained]
-    cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
-                       args.vc_rule, {p.training.method: p.context.folder for p in trainings})
     try:
         resolve_device(args.device)
     except RuntimeError as error:
@@ -189,12 +175,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor == "slurm":
         from benchmark.data.cards import default_data_root
 
-        data_root = data_root or str(default_data_root().resolve())  # jobs run in a copy of the repository
+        data_root = data_root or str(default_data_root().resolve())  # jobs run in a copy of the repository,
+        # so the default data root is named here, for cells and trainings alike
         slurm = executors.SlurmOptions(profiles.load(args.cluster_profile, args.slurm), args.shards, not args.no_wait)
     elif args.shards != 1 or args.no_wait or args.slurm:
         raise UsageError("--shards, --no-wait and --slurm apply to --executor slurm only")
     if args.shards < 1:
         raise UsageError(f"--shards {args.shards}: give 1 or more jobs per cell")
+    options = plan.parse_assignments(args.opt, "--opt")
+    untrained = plan.untrained(methods, options, checkpoints)
+    trainings = []
+    if untrained and args.train:
+        trainings = _plan_trainings(args, untrained, options, dataset_options, datasets, plugins, data_root)
+    elif untrained:
+        how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
+                        for m in untrained)
+        if args.methods != "all":
+            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how} (or add --train)")
+        print(f"left out (no trained weights): {', '.join(untrained)}; {how} (or add --train)")
+        methods = [m for m in methods if m not in untrained]
+    cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
+                       args.vc_rule, {p.training.method: p.context.folder for p in trainings})
     context = RunContext(str(args.output.resolve()), plugins, data_root, args.device)
     store = RunStore(args.output)
     store.add_to_plan([c.to_dict() for c in cells], {"argv": sys.argv[1:], "plugins": plugins,
@@ -226,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _plan_trainings(args, methods, options, dataset_options, datasets, plugins):
+def _plan_trainings(args, methods, options, dataset_options, datasets, plugins, data_root):
     """The training runs `run --train` needs: one per method, on --train-on's data."""
     from benchmark import plan
     from benchmark.data import catalog
@@ -234,7 +235,6 @@ def _plan_trainings(args, methods, options, dataset_options, datasets, plugins):
 
     default = "synthetic:seen" if {d for d, _ in datasets} == {"synthetic"} else "vspw:seen"
     name, setting = catalog.parse(args.train_on or default)
-    data_root = str(args.data_root.resolve()) if args.data_root else None
     planned = []
     for method in methods:
         training = Training(method, plan.resolve_options(method, options), name, setting or "seen", args.protocol,

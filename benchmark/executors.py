@@ -59,12 +59,8 @@ def execute(cells: list[Cell], context: RunContext, executor: str = "debug", wor
 
 def _execute_local(cells: list[Cell], context: RunContext, workers: int,
                    on_result: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
-    import submitit
-
     store = RunStore(context.output)
-    executor = submitit.AutoExecutor(folder=store.jobs_dir, cluster="local")
-    # submitit's local executor kills jobs after 5 minutes unless told otherwise.
-    executor.update_parameters(timeout_min=7 * 24 * 60)
+    executor = _local_executor(store)
     waiting, running, results = list(cells), {}, {}
     try:
         while waiting or running:
@@ -85,16 +81,21 @@ def _execute_local(cells: list[Cell], context: RunContext, workers: int,
     return [results[cell.id] for cell in cells]
 
 
+def _local_executor(store: RunStore):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=store.jobs_dir, cluster="local")
+    # submitit's local executor kills jobs after 5 minutes unless told otherwise.
+    executor.update_parameters(timeout_min=7 * 24 * 60)
+    return executor
+
+
 def _train_here(planned, executor: str, store: RunStore) -> None:
     args = (planned.training.to_dict(), planned.context)
     if executor == "debug":
         run_training(*args)
         return
-    import submitit
-
-    local = submitit.AutoExecutor(folder=store.jobs_dir, cluster="local")
-    local.update_parameters(timeout_min=7 * 24 * 60)
-    job = local.submit(run_training, *args)
+    job = _local_executor(store).submit(run_training, *args)
     log.info("training %s: started as local job %s", planned.training.id, job.job_id)
     job.result()
 

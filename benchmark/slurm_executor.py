@@ -200,7 +200,7 @@ class SlurmExecution:
                              f"it; pass --slurm snapshot=false to run the installed code as it is when each job starts")
         try:
             with submitit.helpers.RsyncSnapshot(code, root_dir=REPOSITORY):
-                pass
+                pass  # entering makes the copy; jobs are submitted from it later, in _inside_code
         except RuntimeError as error:  # rsync missing
             raise ValueError(f"{error} Install it (apt-get install rsync) or pass --slurm snapshot=false") from error
         plugins = []

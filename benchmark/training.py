@@ -35,9 +35,7 @@ class Training:
 
     @property
     def id(self) -> str:
-        config = {"method": self.method, "options": self.options, "dataset": self.dataset, "setting": self.setting,
-                  "protocol": self.protocol, "dataset_options": self.dataset_options, "seed": self.seed}
-        digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{self.method}__{self.dataset}-{self.setting}__{self.protocol}__{digest}"
 
     def folder(self, root: pathlib.Path = TRAIN_ROOT) -> pathlib.Path:
