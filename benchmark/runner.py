@@ -32,6 +32,8 @@ from benchmark.store import RunStore, now, provenance
 
 log = logging.getLogger(__name__)
 
+#: Annotated frames of a cell's first video kept as images for the qualitative plot (evenly spaced).
+SHOWCASE_FRAMES = 4
 
 
 @dataclass
@@ -164,10 +166,12 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     todo_frames = sum(len(r.annotated) for r in todo)
     progress = Progress(todo_frames, cell.id)
     videos = prefetched_videos(todo, PREFETCH_FRAMES, ahead="all" if method.video else "annotated")
+    first = evaluation.videos[0].name
     for record, video in zip(todo, videos):
         seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
-        state = _evaluate_video(method, cell, setting, record, video, progress)
+        showcase = Showcase(store.showcase_dir(cell.id), cell, setting, video) if record.name == first else None
+        state = _evaluate_video(method, cell, setting, record, video, progress, showcase)
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, state)
     progress.close()
@@ -215,7 +219,8 @@ def trained_checkpoint(training: str) -> pathlib.Path:
     return read_trained(pathlib.Path(training))
 
 
-def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress) -> dict[str, Any]:
+def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress,
+                    showcase: Showcase | None = None) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(setting.class_names))
     consistency = VideoConsistency(rule=cell.vc_rule)
     consistency.start_video(len(video.annotated))
@@ -249,14 +254,56 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
                 raise CellFailure(f"{frame}: the dataset is inconsistent: mask {record.masks[index]} is "
                                   f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W)") from error
             raise CellFailure(f"{frame}: {error}") from error
-        confusion.update(setting.ground_truth(labels), setting.score_labels(prediction))
+        truth, scored = setting.ground_truth(labels), setting.score_labels(prediction)
+        confusion.update(truth, scored)
         consistency.update(raw, prediction, record.mask_format.unscored)
+        if showcase is not None:
+            showcase.keep(index, truth, scored)
         progress.update(1)
     if next(maps, None) is not None:
         raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")
+    if showcase is not None:
+        showcase.save()
     return {"video": record.name, "frames": len(video.annotated),
             "confusion": _confusion_to_sparse(confusion), "vc": consistency.state(),
             "method_counts": method.take_counts()}
+
+
+class Showcase:
+    """A few annotated frames of one video with their ground truth and prediction, as scored classes
+    (255 = not scored), written as images for the qualitative plot: DIR/showcase/<cell-id>/."""
+
+    def __init__(self, folder: pathlib.Path, cell: Cell, setting, video: Video):
+        annotated = video.annotated
+        count = min(SHOWCASE_FRAMES, len(annotated))
+        picks = np.linspace(0, len(annotated) - 1, count).round().astype(int) if count else []
+        self.folder, self.video, self.indices = folder, video, {annotated[k] for k in picks}
+        self.meta = {"video": video.name, "frames": [video.frame_id(annotated[k]) for k in sorted(set(picks))],
+                     "class_names": list(setting.class_names), "dataset": cell.dataset, "setting": cell.setting,
+                     "protocol": cell.protocol}
+        self.images: dict[str, np.ndarray] = {}
+
+    def keep(self, index: int, truth: np.ndarray, scored: np.ndarray) -> None:
+        if index in self.indices:
+            frame_id = self.video.frame_id(index)
+            self.images[f"{frame_id}.jpg"] = self.video.frame(index).permute(1, 2, 0).numpy()
+            self.images[f"{frame_id}.gt.png"] = _class_image(truth)
+            self.images[f"{frame_id}.pred.png"] = _class_image(scored)
+
+    def save(self) -> None:
+        from PIL import Image
+
+        from benchmark.store import atomic_write_json
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name, array in self.images.items():
+            Image.fromarray(array).save(self.folder / name, quality=90)
+        atomic_write_json(self.folder / "showcase.json", self.meta)  # last: its presence means complete
+
+
+def _class_image(classes: np.ndarray) -> np.ndarray:
+    """Scored classes (IGNORE or any value above 254 = not scored) as an 8-bit image, 255 = not scored."""
+    return np.where((classes >= 0) & (classes < 255), classes, 255).astype(np.uint8)
 
 
 def _as_array(prediction: Any) -> np.ndarray:

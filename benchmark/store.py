@@ -4,6 +4,7 @@
     DIR/cells/<cell-id>.json      one result per cell (written atomically: temp file + rename)
     DIR/partial/<cell-id>/*.json  per-video state of an unfinished cell (resume, shards)
     DIR/partial/<cell-id>/shards/<k>-of-<n>.json   what each finished shard of a sharded cell reported
+    DIR/showcase/<cell-id>/       a few frames of the first video: frame, ground truth, prediction (plots)
     DIR/jobs/                     logs of cells run as separate processes (local and slurm executors)
     DIR/jobs/tasks/<task>.json    the SLURM job ids of each submitted task (status, reattaching)
     DIR/tables/                   tables built by `report`
@@ -55,6 +56,7 @@ class RunStore:
         self.cells_dir = self.root / "cells"
         self.jobs_dir = self.root / "jobs"
         self.tables_dir = self.root / "tables"
+        self.plots_dir = self.root / "plots"
 
     def result_path(self, cell_id: str) -> pathlib.Path:
         return self.cells_dir / f"{cell_id}.json"
@@ -105,6 +107,9 @@ class RunStore:
         """The saved summaries of the cell's `shards` shards, in shard order (missing ones left out)."""
         found = [self.read_shard(cell_id, k, shards) for k in range(shards)]
         return [summary for summary in found if summary is not None]
+
+    def showcase_dir(self, cell_id: str) -> pathlib.Path:
+        return self.root / "showcase" / cell_id
 
     def clear_partial(self, cell_id: str) -> None:
         shutil.rmtree(self.partial_dir(cell_id), ignore_errors=True)
