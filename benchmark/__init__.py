@@ -1,6 +1,6 @@
 """OV-VSS benchmark harness: evaluate open-vocabulary video semantic segmentation methods."""
 
-from benchmark.interface import ABSTAIN, ImageMethod, Method, TrainableMethod, Video
+from benchmark.interface import ABSTAIN, ImageMethod, Method, TableLabel, TrainableMethod, Video
 
-__all__ = ["ABSTAIN", "ImageMethod", "Method", "TrainableMethod", "Video"]
+__all__ = ["ABSTAIN", "ImageMethod", "Method", "TableLabel", "TrainableMethod", "Video"]
 __version__ = "0.1.0"

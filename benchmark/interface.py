@@ -13,7 +13,7 @@ import pathlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from benchmark.data.frames import decode_pool, read_frame
 
@@ -104,6 +104,17 @@ class Video:
             self._pending.pop(next(iter(self._pending))).cancel()
 
 
+class TableLabel(NamedTuple):
+    """How the tables name a method's cell: the paper's Method and Backbone columns. A cell whose
+    label equals a row of a published table is shown beside it with the difference; `stand_in` marks
+    a scaled-down model in place of that backbone (the tiny test models): still put beside the
+    paper's row, with a note that the difference is not comparable."""
+
+    method: str
+    backbone: str = "-"
+    stand_in: bool = False
+
+
 class Method(abc.ABC):
     """A segmentation method under evaluation.
 
@@ -146,6 +157,13 @@ class Method(abc.ABC):
 
         Values index the vocabulary, or are ABSTAIN for "none of these".
         """
+
+    @classmethod
+    def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
+        """The label of a cell run with `options`, given what the method reported loading (its
+        `provenance()`, empty when the cell failed before setup). Override it to name your method as
+        a paper would, e.g. TableLabel("OV2VSS", "ViT-B2")."""
+        return TableLabel(cls.name)
 
     def count(self, event: str, amount: int = 1) -> None:
         """Add to a tally of `event` (e.g. frames on which a fallback was used). The runner collects

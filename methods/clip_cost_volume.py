@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmark.interface import ImageMethod
+from benchmark.interface import ImageMethod, TableLabel
 from methods import clip as clip_module
 from methods.ov2vss.trainable import TrainableCostVolume
 from methods.windows import WindowedInference
@@ -55,6 +55,13 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
     @classmethod
     def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
         return options.get("variant") == "trained"
+
+    @classmethod
+    def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
+        if options.get("variant") == "trained":
+            return TableLabel("CLIP cost volume (trained)", *cls._backbone_label(options, loaded))
+        clip = (loaded.get("clip") or {}).get("model") or options.get("clip_model")
+        return TableLabel("CLIP cost volume", f"CLIP {clip}")
 
     def _trainable(self) -> str | None:
         if self.variant != "trained":

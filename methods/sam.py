@@ -61,6 +61,9 @@ SAM_CONFIGS: dict[str, SamConfig] = {
 #: The paper's SAM rows use ViT-B; `auto` prefers it when several checkpoints are found.
 PAPER_MODEL = "vit_b"
 TINY_MODEL = "tiny"
+#: How the paper's tables name each SAM image encoder ("ViT-B2" is SAM's ViT-B); the tiny one stands in for it.
+TABLE_LABELS: dict[str, tuple[str, bool]] = {"vit_b": ("ViT-B2", False), "vit_l": ("ViT-L", False),
+                                             "vit_h": ("ViT-H", False), "tiny": ("ViT-B2", True)}
 
 
 def build_sam(config: SamConfig):

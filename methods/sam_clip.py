@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.interface import ABSTAIN, ImageMethod
+from benchmark.interface import ABSTAIN, ImageMethod, TableLabel
 from methods import clip as clip_module
 from methods import sam as sam_module
 
@@ -97,6 +97,13 @@ class SamClip(ImageMethod):
     """SAM proposes regions, CLIP names each region (crops batched); overlaps painted smallest on top."""
 
     name = "sam-clip"
+
+    @classmethod
+    def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
+        sam = (loaded.get("sam") or {}).get("model") or options.get("sam_model")
+        backbone, stand_in = sam_module.TABLE_LABELS.get(sam, (str(sam), False))
+        tiny_clip = (loaded.get("clip") or {}).get("model") == clip_module.TINY_MODEL
+        return TableLabel("SAM (+CLIP)", backbone, stand_in or tiny_clip)
 
     def __init__(self, sam_model: str = "auto", sam_checkpoint: str = "auto",
                  points_per_side: int = 32, points_per_batch: int = 64, pred_iou_thresh: float = 0.88,

@@ -69,6 +69,10 @@ BACKBONES: dict[str, BackboneConfig] = {
                                    global_attn_indexes=(1, 3, 5, 7), out_chans=32),
 }
 
+#: How the paper's tables name each backbone, and whether ours only stands in for it (a tiny model).
+TABLE_LABELS: dict[str, tuple[str, bool]] = {"resnet101": ("ResNet-101", False), "resnet-tiny": ("ResNet-101", True),
+                                             "sam-vit-b": ("ViT-B2", False), "sam-vit-tiny": ("ViT-B2", True)}
+
 
 def normalize(images: Tensor) -> Tensor:
     """(images - IMAGENET_MEAN) / IMAGENET_STD as float32; images [..., 3, H, W] are uint8 or float on 0-255."""

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.interface import Video
+from benchmark.interface import TableLabel, Video
 from methods.ov2vss import clips
 from methods.ov2vss.trainable import TrainableCostVolume
-from methods.ov2vss.variants import variant_options
+from methods.ov2vss.variants import variant_of, variant_options
 
 #: The architecture options a variant decides; a checkpoint must match the ones asked for.
 VARIANT_FIELDS = ("stcf", "rfe", "vte", "fusion")
@@ -61,6 +61,12 @@ class OV2VSS(TrainableCostVolume):
             raise ValueError(f"ov2vss short_side={short_side}: a frame's short side must be at least 16 pixels")
         self.streaming, self.short_side = bool(streaming), short_side
         self.encoder_passes = 0  # frames encoded so far: what streaming saves
+
+    @classmethod
+    def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
+        backbone, stand_in = cls._backbone_label(options, loaded)
+        variant = variant_of(options)
+        return TableLabel("OV2VSS" if variant == "full" else f"OV2VSS ({variant or 'custom'})", backbone, stand_in)
 
     # -- evaluation ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import torch
 
 from benchmark.interface import TrainableMethod
 from methods import clip as clip_module
+from methods.ov2vss.backbones import TABLE_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,14 @@ class TrainableCostVolume(TrainableMethod):
     @classmethod
     def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
         return True
+
+    @classmethod
+    def _backbone_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> tuple[str, bool]:
+        """The paper's name of the backbone a cell used (its checkpoint's, when it loaded one), and
+        whether a tiny backbone or the tiny CLIP stood in for the paper's models."""
+        backbone = (loaded.get("model_config") or options).get("backbone")
+        label, stand_in = TABLE_LABELS.get(backbone, (str(backbone), False))
+        return label, stand_in or (loaded.get("clip") or {}).get("model") == clip_module.TINY_MODEL
 
     def _trainable(self) -> str | None:
         """Why these options cannot be trained or loaded (None: they can)."""

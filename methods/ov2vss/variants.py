@@ -55,3 +55,11 @@ def variant_options(name: str) -> dict[str, Any]:
     if name not in VARIANTS:
         raise ValueError(f"unknown ov2vss variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return {**FULL, **VARIANTS[name]}
+
+
+def variant_of(options: dict[str, Any]) -> str | None:
+    """The named variant that a method's options (`variant` plus any fields given explicitly, None
+    where not given) amount to; None when they match none."""
+    chosen = {**variant_options(options.get("variant", "full")),
+              **{k: options[k] for k in FULL if options.get(k) is not None}}
+    return next((name for name in VARIANTS if variant_options(name) == chosen), None)
