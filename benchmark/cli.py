@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmark import plan
     from benchmark.data.settings import PROTOCOLS
     from benchmark.executors import EXECUTORS
     from benchmark.metrics import VC_RULES
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="evaluate methods on dataset settings",
                               description="Evaluate every method on every dataset setting; finished cells are skipped.")
     run.add_argument("--methods", default="all", help="'all' or NAME,NAME,... (see `list methods`)")
+    run.add_argument("--suite", default=None, choices=plan.SUITE_NAMES,
+                     help="run the configurations and dataset settings a paper table needs (with --methods: only "
+                          "those methods' rows); tiny stand-in models on the synthetic data when a dataset is missing")
     run.add_argument("--datasets", default="all",
                      help="'all' (real datasets found under the data root, else synthetic) or NAME[:SETTING],...")
     run.add_argument("--protocol", default="intended", choices=PROTOCOLS,
@@ -115,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("dir", type=pathlib.Path)
     status.set_defaults(handler=cmd_status)
 
+    ui = commands.add_parser("ui", help="browse the runs logged to mlflow in the mlflow UI",
+                             description="Serve the mlflow UI on the tracking store until Ctrl-C.")
+    ui.add_argument("--tracking-uri", default=None, metavar="URI",
+                    help="mlflow tracking store (default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db)")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="interface to listen on (default %(default)s: this machine only; reach it from elsewhere "
+                         "with an SSH tunnel)")
+    ui.add_argument("--port", type=int, default=5000, help="default %(default)s")
+    ui.set_defaults(handler=cmd_ui)
+
     data = commands.add_parser("data", help="inspect a dataset copy")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser(
@@ -155,9 +169,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not methods:
         raise UsageError("no methods to run; name them with --methods or add a --plugin")
     dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
-    datasets, note = plan.expand_datasets(args.datasets, args.data_root, dataset_options)
-    if note:
-        print(note)
     checkpoints = {}
     for item in args.checkpoint:
         name, eq, path = item.partition("=")
@@ -183,19 +194,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise UsageError(f"--shards {args.shards}: give 1 or more jobs per cell")
     options = plan.parse_assignments(args.opt, "--opt")
-    untrained = plan.untrained(methods, options, checkpoints)
+    if args.suite:
+        if args.datasets != "all" or checkpoints:
+            raise UsageError(f"--suite {args.suite} picks the dataset settings and trains its own configurations: "
+                             "drop --datasets and --checkpoint, add --train (or run rows one by one without --suite)")
+        cells, notes = plan.build_suite(args.suite, None if args.methods == "all" else methods, args.protocol,
+                                        options, dataset_options, args.data_root, args.seed, args.vc_rule)
+    else:
+        datasets, note = plan.expand_datasets(args.datasets, args.data_root, dataset_options)
+        notes = [note] if note else []
+        cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
+                           args.vc_rule)
+    for note in notes:
+        print(note)
+    untrained = plan.untrained(cells)
     trainings = []
     if untrained and args.train:
-        trainings = _plan_trainings(args, untrained, options, dataset_options, datasets, plugins, data_root)
+        cells, trainings = _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root)
     elif untrained:
+        names = list(dict.fromkeys(cell.method for cell in untrained))
         how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
-                        for m in untrained)
+                        for m in names)
+        if args.suite:
+            raise UsageError(f"--suite {args.suite} needs trained weights for {len(untrained)} cells of "
+                             f"{', '.join(names)}: add --train (finished training runs are reused)")
         if args.methods != "all":
-            raise UsageError(f"{', '.join(untrained)} needs trained weights: {how} (or add --train)")
-        print(f"left out (no trained weights): {', '.join(untrained)}; {how} (or add --train)")
-        methods = [m for m in methods if m not in untrained]
-    cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
-                       args.vc_rule, {p.training.method: p.context.folder for p in trainings})
+            raise UsageError(f"{', '.join(names)} needs trained weights: {how} (or add --train)")
+        print(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
+        cells = [cell for cell in cells if cell not in untrained]
     context = RunContext(str(args.output.resolve()), plugins, data_root, args.device)
     store = RunStore(args.output)
     store.add_to_plan([c.to_dict() for c in cells], {"argv": sys.argv[1:], "plugins": plugins,
@@ -227,23 +253,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _plan_trainings(args, methods, options, dataset_options, datasets, plugins, data_root):
-    """The training runs `run --train` needs: one per method, on --train-on's data."""
-    from benchmark import plan
+def _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root):
+    """The training runs `run --train` needs, one per configuration, on --train-on's data; and the
+    cells, the untrained ones now naming the training run whose weights they load."""
+    from dataclasses import replace
+
     from benchmark.data import catalog
     from benchmark.training import PlannedTraining, TrainContext, Training
 
-    default = "synthetic:seen" if {d for d, _ in datasets} == {"synthetic"} else "vspw:seen"
+    default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
     name, setting = catalog.parse(args.train_on or default)
-    planned = []
-    for method in methods:
-        training = Training(method, plan.resolve_options(method, options), name, setting or "seen", args.protocol,
+    planned, folders = {}, {}
+    for cell in untrained:
+        training = Training(cell.method, cell.options, name, setting or "seen", args.protocol,
                             dataset_options.get(name, {}), args.seed)
-        context = TrainContext(str(training.folder()), plugins, data_root, args.device, sys.argv[1:])
-        planned.append(PlannedTraining(training, context))
-        print(f"{method}: {'trained already' if planned[-1].finished else 'trains first'} on "
-              f"{name}:{training.setting} -> {context.folder}")
-    return planned
+        if training.id not in planned:
+            context = TrainContext(str(training.folder()), plugins, data_root, args.device, sys.argv[1:])
+            planned[training.id] = PlannedTraining(training, context)
+            print(f"{cell.method}: {'trained already' if planned[training.id].finished else 'trains first'} on "
+                  f"{name}:{training.setting} -> {context.folder}")
+        folders[cell.id] = planned[training.id].context.folder
+    cells = [replace(cell, training=folders[cell.id]) if cell.id in folders else cell for cell in cells]
+    return cells, list(planned.values())
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -321,6 +352,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     print(status.format_rows(status.rows(args.dir)))
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from benchmark import tracking
+
+    if tracking.port_in_use(args.host, args.port):
+        raise UsageError(f"port {args.port} on {args.host} is in use (an mlflow UI running already?); "
+                         "pick another with --port")
+    uri = args.tracking_uri or tracking.default_uri()
+    database = tracking.sqlite_path(uri)
+    if database is not None and not database.exists():
+        print(f"no mlflow store at {database} yet: the UI creates an empty one, which `run` then logs into")
+    print(f"mlflow UI for {uri}: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    return tracking.serve_ui(uri, args.host, args.port)
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:

@@ -64,35 +64,125 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, dict[str, Any]]:
 def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "intended",
           options: dict[str, dict[str, Any]] | None = None,
           dataset_options: dict[str, dict[str, Any]] | None = None,
-          checkpoints: dict[str, str] | None = None, seed: int = 0, vc_rule: str = "vspw",
-          trainings: dict[str, str] | None = None) -> list[Cell]:
-    """Every method x dataset setting, with each method's default options filled in; `trainings` maps
-    a method to the folder of the training run whose weights its cells load."""
-    options, dataset_options, checkpoints = options or {}, dataset_options or {}, checkpoints or {}
-    trainings = trainings or {}
+          checkpoints: dict[str, str] | None = None, seed: int = 0, vc_rule: str = "vspw") -> list[Cell]:
+    """Every method x dataset setting, with each method's default options filled in."""
+    options = options or {}
+    _check_named(options, checkpoints or {}, dataset_options or {}, methods, datasets)
+    configs = [(method, resolve_options(method, options), datasets) for method in methods]
+    return _cells(configs, protocol, dataset_options or {}, checkpoints or {}, seed, vc_rule)
+
+
+def _check_named(options, checkpoints, dataset_options, methods, datasets) -> None:
     for flag, given, known in (("--opt", options, methods), ("--checkpoint", checkpoints, methods),
                                ("--dataset-opt", dataset_options, [d for d, _ in datasets])):
         stray = sorted(set(given) - set(known))
         if stray:
             raise ValueError(f"{flag} names {stray}, which this run does not include (it runs {sorted(set(known))})")
+
+
+def _cells(configs: list[tuple[str, dict[str, Any], list[tuple[str, str]]]], protocol: str,
+           dataset_options: dict[str, dict[str, Any]], checkpoints: dict[str, str], seed: int,
+           vc_rule: str) -> list[Cell]:
+    """The cells of (method, resolved options, dataset settings) configurations, each once."""
     from benchmark.interface import TrainableMethod
 
-    for dataset, setting in datasets:  # bad options or an impossible protocol fail before anything runs
+    for dataset, setting in {d for *_, settings in configs for d in settings}:
+        # bad options or an impossible protocol fail before anything runs
         catalog.reader(dataset, dataset_options.get(dataset)).setting(setting, protocol)
-    cells = []
-    for method in methods:
+    cells: dict[str, Cell] = {}
+    for method, resolved, datasets in configs:
         cls = registry.get(method)
         if method in checkpoints and not issubclass(cls, TrainableMethod):
-            raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod and loads no weights")
-        resolved = resolve_options(method, options)
+            raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod "
+                             "and loads no weights")
         try:  # constructors only check their options, so a bad value fails here, before any cell runs
             registry.create(method, **resolved)
         except (TypeError, ValueError) as error:
             raise ValueError(f"method {method}: {error}") from error
         for dataset, setting in datasets:
-            cells.append(Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
-                              checkpoints.get(method), seed, vc_rule, trainings.get(method)))
-    return cells
+            cell = Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
+                        checkpoints.get(method), seed, vc_rule)
+            cells.setdefault(cell.id, cell)
+    return list(cells.values())
+
+
+@dataclass(frozen=True)
+class SuiteRow:
+    """One configuration a paper table needs: the paper's options, and the tiny models that stand in
+    for them when the table runs on the synthetic data (so it runs on a laptop)."""
+
+    method: str
+    options: dict[str, Any]
+    stand_in: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SuitePart:
+    """Rows evaluated on a dataset setting, or on its synthetic stand-in when the dataset is not found."""
+
+    setting: str
+    stand_in: str
+    rows: tuple[SuiteRow, ...]
+
+
+def _suites() -> dict[str, tuple[SuitePart, ...]]:
+    from methods.ov2vss.variants import TABLE_III
+
+    methods = (  # Tables I and II: the paper's rows we run, and the image-only baselines
+        SuiteRow("ov2vss", {"backbone": "resnet101"}, {"backbone": "resnet-tiny"}),
+        SuiteRow("ov2vss", {"backbone": "sam-vit-b"}, {"backbone": "sam-vit-tiny"}),
+        SuiteRow("sam-clip", {"sam_model": "vit_b"}, {"sam_model": "tiny"}),
+        SuiteRow("clip-cost-volume", {"variant": "trained", "backbone": "sam-vit-b"},
+                 {"variant": "trained", "backbone": "sam-vit-tiny"}),
+        SuiteRow("clip-cost-volume", {"variant": "training-free"}, {"variant": "training-free"}),
+    )
+    ablations = tuple(  # Table III: each variant once (several rows name the full model)
+        SuiteRow("ov2vss", {"variant": v, "backbone": "sam-vit-b"}, {"variant": v, "backbone": "sam-vit-tiny"})
+        for v in dict.fromkeys(variant for *_, variant in TABLE_III))
+    suites = {"table1": (SuitePart("vspw:unseen", "synthetic:unseen", methods),),
+              "table2": (SuitePart("cityscapes:all", "synthetic:all", methods),),
+              "table3": (SuitePart("vspw:unseen", "synthetic:unseen", ablations),)}
+    suites["paper"] = suites["table1"] + suites["table2"] + suites["table3"]
+    return suites
+
+
+SUITE_NAMES = ("table1", "table2", "table3", "paper")
+
+
+def build_suite(name: str, methods: list[str] | None = None, protocol: str = "intended",
+                options: dict[str, dict[str, Any]] | None = None,
+                dataset_options: dict[str, dict[str, Any]] | None = None, data_root=None, seed: int = 0,
+                vc_rule: str = "vspw") -> tuple[list[Cell], list[str]]:
+    """The cells a paper table needs (restricted to `methods` when given), and notes on stand-ins.
+
+    `options` fill in what the suite leaves open (weights, training recipe); a key the suite sets per
+    row (e.g. ov2vss.backbone) cannot be given too."""
+    options, dataset_options = options or {}, dataset_options or {}
+    if name not in SUITE_NAMES:
+        raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_NAMES)}")
+    configs, notes, names = [], [], set()
+    for part in _suites()[name]:
+        dataset, setting = part.setting.split(":")
+        found = catalog.reader(dataset, dataset_options.get(dataset)).locate(data_root) is not None
+        if not found:
+            note = f"{dataset} not found under the data root: {part.setting} runs on {part.stand_in} with tiny models"
+            notes += [note] if note not in notes else []
+        for row in part.rows:
+            if methods is not None and row.method not in methods:
+                continue
+            fixed = row.options if found else row.stand_in
+            clash = sorted(set(options.get(row.method, {})) & set(fixed))
+            if clash:
+                raise ValueError(f"--suite {name} sets {', '.join(f'{row.method}.{k}' for k in clash)} per row "
+                                 f"({', '.join(f'{k}={fixed[k]}' for k in clash)}, ...); drop those --opt")
+            resolved = {**resolve_options(row.method, options), **fixed}
+            target = catalog.parse(part.setting if found else part.stand_in)
+            configs.append((row.method, resolved, [target]))
+            names.add(row.method)
+    if not configs:
+        raise ValueError(f"--suite {name} has no rows for --methods {','.join(methods or [])}")
+    _check_named(options, {}, dataset_options, sorted(names), [d for *_, targets in configs for d in targets])
+    return _cells(configs, protocol, dataset_options, {}, seed, vc_rule), notes
 
 
 def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -100,19 +190,12 @@ def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str
     return {**registry.get(method).default_options(), **options.get(method, {})}
 
 
-def untrained(methods: list[str], options: dict[str, dict[str, Any]] | None = None,
-              checkpoints: dict[str, str] | None = None) -> list[str]:
-    """The methods that need trained weights with these options but were given no --checkpoint."""
+def untrained(cells: list[Cell]) -> list[Cell]:
+    """The cells whose method needs trained weights with their options but that name none."""
     from benchmark.interface import TrainableMethod
 
-    options, checkpoints = options or {}, checkpoints or {}
-    missing = []
-    for method in methods:
-        cls = registry.get(method)
-        if (issubclass(cls, TrainableMethod) and method not in checkpoints
-                and cls.needs_checkpoint(resolve_options(method, options))):
-            missing.append(method)
-    return missing
+    return [cell for cell in cells if cell.checkpoint is None and cell.training is None
+            and issubclass(cls := registry.get(cell.method), TrainableMethod) and cls.needs_checkpoint(cell.options)]
 
 
 def expand_methods(spec: str) -> list[str]:
