@@ -23,6 +23,19 @@ def isolated_cache(tmp_path_factory):
         os.environ["BENCHMARK_CACHE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_tracking(tmp_path_factory):
+    """Runs log to a per-session mlflow store, not to results/mlflow.db of the checkout."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+    yield store
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 def run_cli(*args, cwd=None, check=None, **kwargs):
     """`python -m benchmark ARGS` in a real subprocess; returns the CompletedProcess."""
     done = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], capture_output=True, text=True,
