@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vc-rule", default="vspw", choices=list(VC_RULES),
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
+    run.add_argument("--tracking-uri", default=None, metavar="URI",
+                     help="mlflow store the finished run is logged to (default: $MLFLOW_TRACKING_URI, else "
+                          "sqlite results/mlflow.db)")
+    run.add_argument("--no-tracking", action="store_true", help="do not log the run to mlflow")
     run.set_defaults(handler=cmd_run)
 
     train = commands.add_parser(
@@ -111,8 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--data-root", type=pathlib.Path, default=None)
     listing.set_defaults(handler=cmd_list)
 
-    report = commands.add_parser("report", help="print and write the tables of a run folder")
+    report = commands.add_parser(
+        "report", help="print and write the tables and plots of a run folder",
+        description="Build the paper's tables (with the published numbers beside) and the extra tables from the "
+                    "finished cells of DIR, as Markdown, CSV and LaTeX in DIR/tables/, and the plots in DIR/plots/.")
     report.add_argument("dir", type=pathlib.Path)
+    report.add_argument("--log", action="store_true",
+                        help="also log the run folder to mlflow (runs already logged are not logged again)")
+    report.add_argument("--tracking-uri", default=None, metavar="URI",
+                        help="mlflow store for --log (default: $MLFLOW_TRACKING_URI, else sqlite results/mlflow.db)")
     report.set_defaults(handler=cmd_report)
 
     status = commands.add_parser("status", help="show the state of every cell of a run folder (and of its SLURM jobs)")
@@ -160,7 +171,7 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, profiles, reports
+    from benchmark import executors, plan, profiles
     from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
@@ -244,9 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = executors.execute(todo, context, args.executor, args.workers, announce, trainings, slurm)
     if results is None:  # submitted without waiting
         return 0
-    table, paths = reports.write_tables(args.output)
-    print(reports.format_table(table[table["cell"].isin([c.id for c in cells])]))
-    print(f"tables: {', '.join(str(p) for p in paths)}")
+    _report(args.output, [c.id for c in cells], args.tracking_uri if not args.no_tracking else False)
     failed = [r for r in results if r.get("status") != "done"]
     for result in failed:
         print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
@@ -336,15 +345,38 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark import reports
-
     if not (args.dir / "cells").is_dir():
         raise UsageError(f"{args.dir} has no cells/ folder; pass the --output folder of a run")
-    table, paths = reports.write_tables(args.dir)
-    print(reports.format_table(table))
-    print(reports.POLICY_NOTE)
-    print(f"tables: {', '.join(str(p) for p in paths)}")
+    _report(args.dir, None, args.tracking_uri if args.log else False)
     return 0
+
+
+def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool) -> None:
+    """Write and print the tables, draw the plots, and log to mlflow unless `tracking_uri` is False.
+    With `cell_ids`, the table of every cell shows only those (a run's own cells)."""
+    from benchmark import plots, reports, tracking
+
+    report = reports.write_report(output)
+    for table in report.tables:
+        if table.name == "cells" and cell_ids is not None:
+            table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
+        if table.name == "cells" or table.name.startswith("table"):
+            print(table.markdown())
+    print(f"tables: {', '.join(t.name for t in report.tables)} in {output / 'tables'} (.md, .csv, .tex)")
+    drawn = plots.write_plots(output, report.labels)
+    if drawn:
+        print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
+    if tracking_uri is False:
+        return
+    uri = tracking_uri or tracking.default_uri()
+    try:
+        logged = tracking.log_run(output, uri)
+    except tracking.TrackingError as error:
+        print(f"mlflow: {error}\nthe results on disk are complete; log them later with "
+              f"`python -m benchmark report {output} --log --tracking-uri URI`", file=sys.stderr)
+        return
+    print(f"mlflow: {logged['parents']} parent and {logged['children']} cell runs logged to {uri} "
+          f"({logged['skipped']} logged before); browse with `python -m benchmark ui`")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

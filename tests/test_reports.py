@@ -1,0 +1,140 @@
+"""The paper's tables from a real synthetic run of `--suite paper`: values against the cell JSONs,
+differences against results/paper/, and all three formats."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from benchmark import cli, reports
+from methods import clip
+from methods.ov2vss.variants import TABLE_III
+
+DATA = ["--dataset-opt", "synthetic.videos=1", "--dataset-opt", "synthetic.frames=12"]
+TINY_TRAINED = {"clip_model": clip.TINY_MODEL, "clip_pretrained": "random", "cost_channels": 16,
+                "feature_channels": 16, "head_channels": 16, "iterations": 1, "accumulate": 1, "warmup": 1,
+                "crop": 64}
+TINY = {"ov2vss": {**TINY_TRAINED, "regions": 4, "heads": 2, "text_heads": 2, "pool_sizes": "[1,2,4]"},
+        "clip-cost-volume": TINY_TRAINED,
+        "sam-clip": {"clip_model": clip.TINY_MODEL, "clip_pretrained": "random", "sam_checkpoint": "random"}}
+OPTS = [item for method, options in TINY.items() for key, value in options.items()
+        for item in ("--opt", f"{method}.{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    """`run --suite paper --train` on the synthetic stand-ins with tiny models (about 25 s)."""
+    root = tmp_path_factory.mktemp("paper")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # training runs go to ./results/train
+        assert cli.main(["run", "--suite", "paper", "--train", "--output", str(root / "run"), *DATA, *OPTS]) == 0
+    cells = {p.stem: json.loads(p.read_text()) for p in (root / "run" / "cells").glob("*.json")}
+    return root / "run", cells
+
+
+def read(run, name):
+    return pd.read_csv(run / "tables" / f"{name}.csv", keep_default_na=False, na_values=[""])
+
+
+def published(name):
+    return pd.read_csv(reports.PUBLISHED / f"{name}.csv", dtype=str)
+
+
+def test_every_table_is_written_in_three_formats(paper_run):
+    run, cells = paper_run
+    assert len(cells) == 21 and all(c["status"] == "done" for c in cells.values())
+    names = {p.stem for p in (run / "tables").iterdir()}
+    assert {"table1", "table2", "table3", "generalized", "consistency", "cells", "per_class__synthetic-unseen",
+            "per_class__synthetic-all"} <= names
+    for name in names:
+        markdown = (run / "tables" / f"{name}.md").read_text()
+        latex = (run / "tables" / f"{name}.tex").read_text()
+        assert markdown.startswith("**") and "| " in markdown
+        assert all(rule in latex for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{"))
+    caption = (run / "tables" / "table1.md").read_text().splitlines()[0]
+    assert "protocol intended" in caption and "classes with ground-truth pixels" in caption
+    assert "synthetic stand-in" in caption
+
+
+@pytest.mark.parametrize("table", ["table1", "table2"])
+def test_comparison_rows_are_the_cells_beside_the_published_numbers(paper_run, table):
+    run, cells = paper_run
+    data, paper = read(run, table), published(table)
+    reported = data[data["Source"] == "reported"]
+    # every published row, in the paper's order, with its numbers as printed
+    assert list(zip(reported["Method"], reported["Backbone"])) == list(zip(paper["Method"], paper["Backbone"]))
+    for metric in reports.PAPER_METRICS:
+        assert list(reported[metric]) == [float(v) for v in paper[metric]]
+    reproduced = data[data["Source"] == "reproduced"]
+    assert set(reproduced["cell"]) == {c for c, r in cells.items() if r["cell"]["setting"] == (
+        "unseen" if table == "table1" else "all") and r["cell"]["options"].get("variant") in ("full", None,
+                                                                                             "training-free", "trained")}
+    matched = 0
+    for _, row in reproduced.iterrows():
+        metrics = cells[row["cell"]]["metrics"]
+        backbone = row["Backbone"].removesuffix(f" {reports.STAND_IN_NOTE}")
+        reference = paper[(paper["Method"] == row["Method"]) & (paper["Backbone"] == backbone)]
+        for metric in reports.PAPER_METRICS:
+            assert row[metric] == pytest.approx(metrics[metric], abs=1e-4)
+            if len(reference):
+                assert row[f"{metric}_delta"] == pytest.approx(metrics[metric] - float(reference[metric].iloc[0]),
+                                                               abs=1e-4)
+            else:
+                assert math.isnan(row[f"{metric}_delta"])
+        matched += bool(len(reference))
+    assert matched == 3  # OV2VSS ResNet-101, OV2VSS ViT-B2, SAM (+CLIP) ViT-B2, each as a tiny stand-in
+    shown = (run / "tables" / f"{table}.md").read_text()
+    ours = reproduced[reproduced["Method"] == "OV2VSS"].iloc[0]
+    assert f"{ours['mIoU']:.2f} ({ours['mIoU_delta']:+.2f})" in shown
+
+
+def test_ablation_rows_follow_the_paper(paper_run):
+    run, cells = paper_run
+    data, paper = read(run, "table3"), published("table3")
+    assert list(zip(data["Group"], data["Setting"], data["Variant"])) == list(TABLE_III)
+    assert list(data["Published mIoU"]) == [float(v) for v in paper["mIoU"]]
+    column = f"ViT-B2 {reports.STAND_IN_NOTE}"
+    for _, row in data.iterrows():
+        cell = cells[row[f"cell {column}"]]
+        assert cell["provenance"]["method"]["variant"] == row["Variant"]
+        assert row[f"mIoU {column}"] == pytest.approx(cell["metrics"]["mIoU"], abs=1e-4)
+        assert row[f"delta {column}"] == pytest.approx(cell["metrics"]["mIoU"] - row["Published mIoU"], abs=1e-4)
+
+
+def test_extra_tables_hold_the_cells_numbers(paper_run):
+    run, cells = paper_run
+    per_class = read(run, "per_class__synthetic-all")
+    generalized, consistency = read(run, "generalized"), read(run, "consistency")
+    for cell_id, result in cells.items():
+        if result["cell"]["setting"] == "all":
+            (row,) = generalized[generalized["cell"] == cell_id].to_dict("records")
+            for key in ("mIoU_seen", "mIoU_unseen", "hIoU"):
+                assert row[key] == pytest.approx(result["metrics"][key], abs=1e-4)
+            assert list(per_class["gt_pixels"]) == [result["per_class"][c]["gt_pixels"]
+                                                    for c in result["class_names"]]
+        (row,) = consistency[consistency["cell"] == cell_id].to_dict("records")
+        assert row["VC_8"] == pytest.approx(result["metrics"]["VC_8"], abs=1e-4)
+    ours = next(r for r in cells.values() if r["cell"]["setting"] == "all" and r["cell"]["method"] == "sam-clip")
+    expected = [ours["per_class"][c]["IoU"] for c in ours["class_names"]]
+    assert list(per_class["SAM (+CLIP) (ViT-B2)"]) == pytest.approx(
+        [math.nan if v is None else v for v in expected], abs=1e-4, nan_ok=True)
+
+
+def test_report_prints_the_tables(paper_run, capsys):
+    run, _ = paper_run
+    capsys.readouterr()
+    assert cli.main(["report", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "Table I:" in printed and "Table II:" in printed and "Table III:" in printed
+    assert "| Zegformer " in printed and "reported" in printed
+
+
+def test_suite_refuses_what_it_sets_and_needs_training(tmp_path, capsys):
+    output = ["--output", str(tmp_path / "run"), *DATA]
+    assert cli.main(["run", "--suite", "table1", "--opt", "ov2vss.backbone=resnet-tiny", "--train", *output]) == 2
+    assert "sets ov2vss.backbone per row" in capsys.readouterr().err
+    assert cli.main(["run", "--suite", "table3", *output]) == 2
+    assert "add --train" in capsys.readouterr().err
+    assert cli.main(["run", "--suite", "table1", "--datasets", "synthetic", *output]) == 2
+    assert not (tmp_path / "run" / "cells").exists()
