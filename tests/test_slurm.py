@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 
+import mlflow
 import pytest
 from conftest import REPO, TEST_METHODS, run_cli
+from test_reports import DATA, TINY
 
 from benchmark import cli, jobs
 
@@ -194,6 +196,26 @@ def test_training_runs_first_and_evaluation_waits_for_it(tmp_path):
     again = run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-trainable", "--train", "--force",
                     "--datasets", "synthetic:all", *SLURM, "--output", out, check=0, cwd=tmp_path)
     assert "test-trainable: trained already" in again.stdout
+
+
+def test_a_suite_trains_each_configuration_and_its_cells_wait_for_their_own(tmp_path):
+    opts = [i for key, value in TINY["ov2vss"].items() for i in ("--opt", f"ov2vss.{key}={value}")]
+    out = tmp_path / "suite"
+    run_cli("run", "--suite", "table1", "--methods", "ov2vss", "--train", *DATA, *opts, *SLURM, "--output", out,
+            check=0, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    trainings = {t["id"]: t for t in tasks(out).values() if t["kind"] == "train"}
+    cells = [t for t in tasks(out).values() if t["kind"] == "cell"]
+    assert len(trainings) == 2 and len(cells) == 2  # ResNet-101 and ViT-B2 (tiny stand-ins), one training each
+    for task in cells:
+        (after,) = task["after"]
+        backbone = trainings[after]["payload"]["training"]["options"]["backbone"]
+        assert task["payload"]["options"]["backbone"] == backbone
+    table = (out / "tables" / "table1.csv").read_text()
+    assert table.count(",reproduced,") == 2 and "ResNet-101 (stand-in)" in table and "ViT-B2 (stand-in)" in table
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")  # logged by the driver, with each job's id
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    children = client.search_runs(experiments, "tags.`ovvss.cell_id` LIKE 'ov2vss%'")
+    assert len(children) == 2 and all(run.data.tags.get("slurm_job_id") for run in children)
 
 
 def test_a_failed_training_fails_the_cells_waiting_for_it_with_its_log(tmp_path):
