@@ -95,7 +95,7 @@ class Report:
 
 
 def published(name: str) -> pd.DataFrame:
-    """A published table with every value as printed (strings); `_number` reads them."""
+    """A published table with every value as printed (strings, so `12.9` stays `12.9`)."""
     return pd.read_csv(PUBLISHED / name, dtype=str, keep_default_na=False)
 
 
@@ -157,11 +157,11 @@ def comparison_table(paper: PaperTable, results: list[dict], labels: dict, proto
     rows, placed = [], set()
     for _, row in reference.iterrows():
         rows.append({"Method": row["Method"], "Backbone": row["Backbone"], "Source": "reported",
-                     **{m: _number(row[m]) for m in PAPER_METRICS}, "cell": ""})
+                     **{m: float(row[m]) for m in PAPER_METRICS}, "cell": ""})
         for result in chosen:
             label = labels[result["cell"]["id"]][1]
             if (label.method, label.backbone) == (row["Method"], row["Backbone"]):
-                rows.append(_reproduced(result, labels, {m: _number(row[m]) for m in PAPER_METRICS}))
+                rows.append(_reproduced(result, labels, {m: float(row[m]) for m in PAPER_METRICS}))
                 placed.add(result["cell"]["id"])
     rows += [_reproduced(r, labels, None) for r in chosen if r["cell"]["id"] not in placed]
     data = pd.DataFrame(rows, columns=["Method", "Backbone", "Source", *PAPER_METRICS,
@@ -201,11 +201,11 @@ def ablation_table(paper: PaperTable, results: list[dict], labels: dict, protoco
     rows = []
     for group, setting_name, variant in TABLE_III:
         printed = reference.loc[(group, setting_name), "mIoU"]
-        row = {"Group": group, "Setting": setting_name, "Variant": variant, "Published mIoU": _number(printed)}
+        row = {"Group": group, "Setting": setting_name, "Variant": variant, "Published mIoU": float(printed)}
         for column, cells in by_column.items():
             value = (cells[variant].get("metrics") or {}).get("mIoU") if variant in cells else None
             row[f"mIoU {column}"] = value
-            row[f"delta {column}"] = None if value is None else value - _number(printed)
+            row[f"delta {column}"] = None if value is None else value - float(printed)
             row[f"cell {column}"] = cells[variant]["cell"]["id"] if variant in cells else ""
         rows.append(row)
     data = pd.DataFrame(rows)
@@ -352,18 +352,19 @@ def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, k
 def _unique_labels(results: list[dict]) -> dict[str, tuple[str, TableLabel]]:
     """cell id -> (shown name, label); cells sharing a label and setting get their id's hash appended."""
     labels = {r["cell"]["id"]: label_of(r) for r in results}
-    seen: dict[tuple, int] = {}
+
+    def key(r: dict) -> tuple:
+        return labels[r["cell"]["id"]], r["cell"]["dataset"], r["cell"]["setting"], r["cell"]["protocol"]
+
+    counts: dict[tuple, int] = {}
     for r in results:
-        key = (labels[r["cell"]["id"]], r["cell"]["dataset"], r["cell"]["setting"], r["cell"]["protocol"])
-        seen[key] = seen.get(key, 0) + 1
+        counts[key(r)] = counts.get(key(r), 0) + 1
     named = {}
     for r in results:
         label = labels[r["cell"]["id"]]
-        text = label.method if label.backbone == "-" else f"{label.method} ({label.backbone})"
-        key = (label, r["cell"]["dataset"], r["cell"]["setting"], r["cell"]["protocol"])
-        if seen[key] > 1:
-            text += f" [{r['cell']['id'].rsplit('__', 1)[-1][:6]}]"
+        if counts[key(r)] > 1:
             label = label._replace(method=f"{label.method} [{r['cell']['id'].rsplit('__', 1)[-1][:6]}]")
+        text = label.method if label.backbone == "-" else f"{label.method} ({label.backbone})"
         named[r["cell"]["id"]] = (text, label)
     return named
 
@@ -390,10 +391,6 @@ def _load_plugins(store: RunStore) -> None:
 
 def _name(base: str, protocol: str) -> str:
     return base if protocol == "intended" else f"{base}__{protocol}"
-
-
-def _number(printed: str) -> float:
-    return float(printed)
 
 
 def _printed(reference: pd.DataFrame, row: pd.Series, metric: str) -> str:
