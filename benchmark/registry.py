@@ -46,13 +46,14 @@ def register(cls: type[Method]) -> None:
     name = cls.name
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__module__}.{cls.__qualname__}.name must be a non-empty string, got {name!r}")
+    if name in BUILTIN and BUILTIN[name][0] != _qualified(cls):  # whether or not it was imported yet
+        raise ValueError(f"method name {name!r} is a built-in method ({BUILTIN[name][0]}); "
+                         f"give {_qualified(cls)} another name")
     previous = _registered.get(name)
     if previous is not None and _qualified(previous) != _qualified(cls):
         raise ValueError(
             f"method name {name!r} is taken by {_qualified(previous)}; "
             f"give {_qualified(cls)} another name")
-    if previous is None and name in BUILTIN and BUILTIN[name][0] != _qualified(cls):
-        raise ValueError(f"method name {name!r} is a built-in method; give {_qualified(cls)} another name")
     _registered[name] = cls
 
 

@@ -142,6 +142,21 @@ def test_an_unreachable_store_is_a_tracking_error(logged, monkeypatch):
     assert time.monotonic() - started < 15
 
 
+def test_run_with_an_unreachable_store_keeps_its_results_and_says_how_to_log_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    output = tmp_path / "run"
+    assert main([*CHANCE_RUN, "--output", str(output), "--tracking-uri", "http://127.0.0.1:9"]) == 0
+    error = capsys.readouterr().err
+    assert "http://127.0.0.1:9" in error and f"python -m benchmark report {output} --log" in error
+    assert len(cell_results(output)) == 2 and (output / "tables" / "table1.md").is_file()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["report", str(output), "--log", "--tracking-uri", uri]) == 0  # later, as the message says
+    assert f"1 parent and 2 cell runs logged to {uri}" in capsys.readouterr().out
+    client = MlflowClient(tracking_uri=uri)
+    assert len(client.search_runs([client.get_experiment_by_name("ov-vss").experiment_id])) == 3
+
+
 def test_store_locations_and_metric_names(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
