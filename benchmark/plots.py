@@ -41,6 +41,10 @@ MAX_BAR_HEIGHT_IN = 80.0  # 124 classes x 5 methods still fit; beyond that the b
 STRIP_DPI = 150
 STRIP_WIDTH_IN = 15.0     # the frames share this width...
 MAX_FRAME_WIDTH_IN = 2.4  # ...up to this much each, so a short strip is not blown up
+GAP_IN = 0.04
+#: A predicted class not in the ground truth is in the strip's legend when it covers this share of
+#: some frame; scattered pixels of dozens of classes would otherwise bury the legend.
+MIN_LEGEND_SHARE = 0.002
 
 
 def palette(n: int) -> np.ndarray:
@@ -154,9 +158,9 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
     axes.tick_params(axis="x", labeltop=rows > 30, top=rows > 30)  # a tall chart gets its scale at both ends
     note = "\nGrey classes have no ground-truth pixels: no bars, not in the mIoU." if not all(has_gt) else ""
     axes.set_xlabel("IoU (%)" + note, fontsize=9)
-    figure.suptitle(f"Per-class IoU (%): {dataset}:{setting}, {protocol} protocol", fontsize=12)
-    # below the axes: above them, constrained layout puts the legend over the title
-    figure.legend(loc="outside lower center", ncols=legend_columns, fontsize=9, frameon=False)
+    # The title heads the legend, above the bars (a suptitle and an outside legend would overlap).
+    figure.legend(loc="outside upper center", ncols=legend_columns, fontsize=9, frameon=False,
+                  title=f"Per-class IoU (%): {dataset}:{setting}, {protocol} protocol", title_fontsize=12)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -250,50 +254,72 @@ def qualitative_strip(panels: Sequence[tuple[str, pathlib.Path | str]], path: pa
 
 def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str | None) -> pathlib.Path:
     """Draw loaded showcases (see qualitative_strip): a frames row, one row per showcase, a ground-truth
-    row, and a legend of the classes that occur in any of them."""
+    row, and a legend of the classes in the ground truth or covering MIN_LEGEND_SHARE of a prediction."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
     from matplotlib.patches import Patch
 
     scene = rows[0][1]
     colours = palette(len(scene.class_names))
     grid = [("frames", scene.frames), *[(label, showcase.predictions) for label, showcase in rows],
             ("ground truth", scene.ground_truth)]
-    label_maps = [*scene.ground_truth, *[m for _, showcase in rows for m in showcase.predictions]]
-    occurring = np.unique(np.concatenate([np.unique(m) for m in label_maps]))
-    present = [int(k) for k in occurring if k < len(scene.class_names)]
+    classes = len(scene.class_names)
+    in_truth = np.zeros(256, bool)
+    for truth in scene.ground_truth:
+        in_truth |= np.bincount(truth.ravel(), minlength=256) > 0
+    largest_share = np.zeros(256)  # of any one prediction
+    for _, showcase in rows:
+        for prediction in showcase.predictions:
+            largest_share = np.maximum(largest_share, np.bincount(prediction.ravel(), minlength=256) / prediction.size)
+    listed = [k for k in range(classes) if in_truth[k] or largest_share[k] >= MIN_LEGEND_SHARE]
+    unlisted = sum(1 for k in range(classes) if not in_truth[k] and 0 < largest_share[k] < MIN_LEGEND_SHARE)
 
     columns = len(scene.frame_ids)
     height_px, width_px = scene.ground_truth[0].shape
     frame_width_in = min(MAX_FRAME_WIDTH_IN, STRIP_WIDTH_IN / columns)
     frame_height_in = frame_width_in * height_px / width_px
-    label_width_in = 0.3 + 0.075 * max(len(label) for label, _ in grid)
-    width_in = label_width_in + columns * frame_width_in + 0.3
-    legend_columns = max(1, min(len(present) + 1, int(width_in / 2.0)))
-    legend_in = 0.25 * math.ceil((len(present) + 1) / legend_columns) + 0.2
-    height_in = 0.8 + len(grid) * (frame_height_in + 0.06) + legend_in
-    figure = Figure(figsize=(width_in, height_in), dpi=STRIP_DPI, layout="constrained")
+    # Laid out by hand, in inches: frames keep their aspect and sit GAP_IN apart, with no layout slack.
+    figure = Figure(dpi=STRIP_DPI)
     FigureCanvasAgg(figure)
-    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.01, hspace=0.01)
-    axes = figure.subplots(len(grid), columns, squeeze=False)
+    font = FontProperties(size=9)
+    renderer = figure.canvas.get_renderer()
+    label_width_in = max(renderer.get_text_width_height_descent(label, font, ismath=False)[0]
+                         for label, _ in grid) / STRIP_DPI + 0.2
+    grid_width_in = columns * frame_width_in + (columns - 1) * GAP_IN
+    grid_height_in = len(grid) * frame_height_in + (len(grid) - 1) * GAP_IN
+    entry_width_in = 0.45 + 0.07 * max(len(scene.class_names[k]) for k in listed) if listed else 0.0
+    legend_columns = max(1, min(len(listed) + 2, int(grid_width_in / max(entry_width_in, 1.9))))
+    legend_in = 0.25 + 0.2 * math.ceil((len(listed) + 2) / legend_columns)  # at most; the excess is trimmed
+    title_in = 0.6
+    width_in, height_in = label_width_in + grid_width_in + 0.1, title_in + grid_height_in + legend_in
+    figure.set_size_inches(width_in, height_in)
     for r, (label, images) in enumerate(grid):
+        bottom_in = legend_in + grid_height_in - (r + 1) * frame_height_in - r * GAP_IN
         for c, image in enumerate(images):
-            cell = axes[r, c]
+            left_in = label_width_in + c * (frame_width_in + GAP_IN)
+            cell = figure.add_axes((left_in / width_in, bottom_in / height_in,
+                                    frame_width_in / width_in, frame_height_in / height_in))
             cell.imshow(image if image.ndim == 3 else colourise(image, colours), interpolation="nearest")
             cell.set_xticks([])
             cell.set_yticks([])
             if r == 0:
-                cell.set_title(scene.frame_ids[c], fontsize=8)
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+                cell.set_title(scene.frame_ids[c], fontsize=8, pad=3)
+            if c == 0:
+                cell.set_ylabel(label, rotation=0, ha="right", va="center", fontproperties=font)
 
     handles = [Patch(facecolor=colours[k] / 255, edgecolor="0.4", linewidth=0.5, label=scene.class_names[k])
-               for k in present]
+               for k in listed]
     handles.append(Patch(facecolor=np.asarray(NOT_SCORED_COLOUR) / 255, label="not scored / abstained"))
-    figure.legend(handles=handles, loc="outside lower center", ncols=legend_columns, fontsize=8, frameon=False)
+    if unlisted:
+        handles.append(Patch(facecolor="none", edgecolor="none",
+                             label=f"+{unlisted} predicted classes under {MIN_LEGEND_SHARE:.1%} of every frame"))
+    figure.legend(handles=handles, loc="upper center", ncols=legend_columns, fontsize=8, frameon=False,
+                  bbox_to_anchor=((label_width_in + grid_width_in / 2) / width_in, (legend_in - 0.1) / height_in))
     figure.suptitle(title or f"{scene.dataset}:{scene.setting}, {scene.protocol} protocol: video {scene.video}",
-                    fontsize=11)
+                    fontsize=11, y=1 - 0.1 / height_in, va="top")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    figure.savefig(path, bbox_inches="tight", pad_inches=0.08)  # trims what the legend estimate left over
     return path
 
 
@@ -313,7 +339,7 @@ def write_plots(output: pathlib.Path | str, labels: Mapping[str, str] | None = N
         names = display_labels(results, labels)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dataset}-{setting}__{protocol}")
         written.append(per_class_iou(results, names, store.root / "plots" / f"per_class_iou__{stem}.png"))
-        folders = [(names[r["cell"]["id"]], store.root / "showcase" / r["cell"]["id"]) for r in results]
+        folders = [(names[r["cell"]["id"]], store.showcase_dir(r["cell"]["id"])) for r in results]
         rows = load_panels([(label, folder) for label, folder in folders if folder.is_dir()])
         if rows:
             written.append(draw_strip(rows, store.root / "plots" / f"qualitative__{stem}.png", None))

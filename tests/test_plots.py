@@ -1,69 +1,146 @@
-"""The PNG plots of a real synthetic run: files, sizes, the fixed palette in the qualitative strip."""
+"""Plots of run folders, built by hand and by a real synthetic run: which PNGs are written, the palette,
+and the strip's colours."""
 
 import json
-import shutil
+import logging
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark import cli, plots
+from benchmark import cli
+from benchmark.plots import NOT_SCORED, display_labels, palette, per_class_iou, qualitative_strip, write_plots
+
+CLASSES = ["sky", "road", "car", "person"]
+SKY, ROAD, CAR, PERSON = range(4)
+FRAMES = ["00000001", "00000006", "00000011"]
+HEIGHT, WIDTH = 48, 64
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("plots") / "run"
-    assert cli.main(["run", "--methods", "chance", "--datasets", "synthetic:unseen,synthetic:all", "--output",
-                     str(output), "--opt", "chance.seed=1", "--no-tracking"]) == 0
-    return output
+def ground_truth():
+    """Sky above, road below, an unscored row between; no car, no person."""
+    truth = np.full((HEIGHT, WIDTH), SKY, np.uint8)
+    truth[HEIGHT // 2:] = ROAD
+    truth[HEIGHT // 2 - 1] = NOT_SCORED
+    return truth
+
+
+def cell_result(method, setting="unseen", status="done", class_names=CLASSES):
+    cell = {"id": f"{method}__synthetic-{setting}__intended__{method[0] * 5}12345", "method": method,
+            "dataset": "synthetic", "setting": setting, "protocol": "intended", "options": {}}
+    if status != "done":
+        return {"cell": cell, "status": status, "error": {"message": "it broke"}}
+    per_class = {name: {"IoU": None if k % 7 == 3 else 10.0 + k % 90, "Acc": None, "gt_pixels": 0 if k % 7 == 3 else
+                        1500 * (k + 1), "pred_pixels": 100} for k, name in enumerate(class_names)}
+    return {"cell": cell, "status": status, "class_names": class_names, "per_class": per_class,
+            "metrics": {"mIoU": 42.0}}
+
+
+def write_cell(run, result):
+    (run / "cells").mkdir(parents=True, exist_ok=True)
+    (run / "cells" / f"{result['cell']['id']}.json").write_text(json.dumps(result))
+    return result["cell"]["id"]
+
+
+def write_showcase(run, cell_id, prediction, frames=FRAMES):
+    """The runner's showcase format; `frames` are the ids whose prediction is written."""
+    folder = run / "showcase" / cell_id
+    folder.mkdir(parents=True)
+    grey = np.linspace(60, 200, HEIGHT * WIDTH).reshape(HEIGHT, WIDTH).astype(np.uint8)
+    for frame in FRAMES:
+        Image.fromarray(np.stack([grey] * 3, axis=-1)).save(folder / f"{frame}.jpg")
+        Image.fromarray(ground_truth()).save(folder / f"{frame}.gt.png")
+        if frame in frames:
+            Image.fromarray(prediction).save(folder / f"{frame}.pred.png")
+    (folder / "showcase.json").write_text(json.dumps({
+        "video": "video_000", "frames": FRAMES, "class_names": CLASSES, "dataset": "synthetic",
+        "setting": "unseen", "protocol": "intended"}))
+    return folder
+
+
+def pixels_near(image, colour, tolerance=3):
+    return int((np.abs(image.astype(int) - np.asarray(colour, int)).max(axis=-1) <= tolerance).sum())
+
+
+def test_write_plots_writes_one_chart_per_setting_and_a_strip_of_the_complete_showcases(tmp_path, caplog):
+    run = tmp_path / "run"
+    car_everywhere = np.full((HEIGHT, WIDTH), CAR, np.uint8)
+    car_everywhere[:, -WIDTH // 4:] = NOT_SCORED
+    person_everywhere = np.full((HEIGHT, WIDTH), PERSON, np.uint8)
+    write_showcase(run, write_cell(run, cell_result("alpha")), np.full((HEIGHT, WIDTH), ROAD, np.uint8))
+    write_showcase(run, write_cell(run, cell_result("beta")), car_everywhere)
+    write_cell(run, cell_result("delta"))  # done, no showcase
+    failed = write_cell(run, cell_result("gamma", status="failed"))
+    write_showcase(run, failed, person_everywhere)
+    incomplete = write_cell(run, cell_result("epsilon"))
+    write_showcase(run, incomplete, person_everywhere, frames=FRAMES[:-1])
+    write_cell(run, cell_result("alpha", setting="all"))
+
+    with caplog.at_level(logging.WARNING, logger="benchmark.plots"):
+        written = write_plots(run)
+
+    plots = run / "plots"
+    assert sorted(written) == sorted([plots / "per_class_iou__synthetic-unseen__intended.png",
+                                      plots / "qualitative__synthetic-unseen__intended.png",
+                                      plots / "per_class_iou__synthetic-all__intended.png"])
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and 400 <= image.width <= 4000 and 300 <= image.height <= 4000, image.size
+    assert incomplete in caplog.text and "incomplete" in caplog.text
+
+    with Image.open(plots / "qualitative__synthetic-unseen__intended.png") as image:
+        strip = np.asarray(image.convert("RGB"))
+    colours = palette(len(CLASSES))
+    frame_area = strip.shape[0] * strip.shape[1] / 4 / len(FRAMES) / 8  # far more than a legend patch
+    assert pixels_near(strip, colours[SKY]) > frame_area      # the ground truth only
+    assert pixels_near(strip, colours[ROAD]) > frame_area     # the ground truth and alpha's prediction
+    assert pixels_near(strip, colours[CAR]) > frame_area      # beta's prediction
+    assert pixels_near(strip, (0, 0, 0)) > frame_area / 2     # beta's abstentions, the unscored rows
+    assert pixels_near(strip, colours[PERSON]) == 0           # only the failed and the incomplete cell predict it
+
+
+def test_qualitative_strip_needs_one_complete_showcase(tmp_path):
+    with pytest.raises(ValueError, match="none of the 1 showcase folders is complete"):
+        qualitative_strip([("alpha", tmp_path / "missing")], tmp_path / "strip.png")
 
 
 def test_palette_is_fixed_and_distinct():
-    colours = plots.palette(130)
-    assert colours.shape == (130, 3) and colours.dtype == np.uint8
-    assert np.array_equal(colours[:12], plots.palette(12))
-    assert len({tuple(c) for c in colours[:20]}) == 20
+    colours = palette(124)
+    assert colours.dtype == np.uint8 and colours.shape == (124, 3)
+    assert np.array_equal(colours, palette(124)) and np.array_equal(palette(7), colours[:7])
+    first = colours[:20].astype(float)
+    distances = np.linalg.norm(first[:, None] - first[None], axis=-1) + np.eye(20) * 1e9
+    assert distances.min() > 20
+    assert len({tuple(colour) for colour in colours}) == 124
+    assert np.linalg.norm(colours.astype(float), axis=-1).min() > 60  # none passes for not scored (black)
 
 
-def test_run_writes_both_plots_per_setting(run):
-    names = sorted(p.name for p in (run / "plots").glob("*.png"))
-    assert names == ["per_class_iou__synthetic-all__intended.png", "per_class_iou__synthetic-unseen__intended.png",
-                     "qualitative__synthetic-all__intended.png", "qualitative__synthetic-unseen__intended.png"]
-    for name in names:
-        with Image.open(run / "plots" / name) as image:
-            assert image.width >= 600 and image.height >= 300
+def test_a_label_two_cells_share_gets_their_id_endings():
+    first, second, third = cell_result("alpha"), cell_result("beta"), cell_result("delta")
+    labels = display_labels([first, second, third], {first["cell"]["id"]: "OV2VSS", second["cell"]["id"]: "OV2VSS"})
+    assert labels == {first["cell"]["id"]: "OV2VSS [a12345]", second["cell"]["id"]: "OV2VSS [b12345]",
+                      third["cell"]["id"]: "delta"}
 
 
-def test_strip_shows_the_ground_truth_classes_in_their_palette_colours(run, tmp_path):
-    (folder,) = (run / "showcase").glob("chance__synthetic-unseen*")
+def test_124_classes_get_a_tall_enough_chart(tmp_path):
+    class_names = [f"class {k}" for k in range(124)]
+    results = [cell_result(method, class_names=class_names) for method in ("alpha", "beta")]
+    path = per_class_iou(results, {}, tmp_path / "iou.png")
+    with Image.open(path) as image:
+        assert image.height >= 124 * 20 and image.height > 2 * image.width, image.size
+
+
+def test_a_real_run_plots_its_showcase_with_the_ground_truth_in_palette_colours(tmp_path):
+    run = tmp_path / "run"
+    assert cli.main(["run", "--methods", "chance", "--datasets", "synthetic:unseen", "--output", str(run),
+                     "--no-tracking"]) == 0
+    assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
+        "per_class_iou__synthetic-unseen__intended.png", "qualitative__synthetic-unseen__intended.png"]
+    (folder,) = (run / "showcase").iterdir()
     meta = json.loads((folder / "showcase.json").read_text())
     truth = np.asarray(Image.open(folder / f"{meta['frames'][0]}.gt.png"))
-    present = [int(k) for k in np.unique(truth) if k != 255]
-    assert present and len(meta["frames"]) == 4
-    strip = np.asarray(Image.open(plots.qualitative_strip([("chance", folder)], tmp_path / "strip.png")).convert("RGB"))
-    colours = plots.palette(len(meta["class_names"]))
-    for k in present:
-        close = np.abs(strip.astype(int) - colours[k].astype(int)).max(axis=-1) <= 3
-        assert close.sum() > 50, f"class {meta['class_names'][k]} not drawn in its palette colour"
-
-
-def test_incomplete_showcases_and_failed_cells_are_left_out(run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    (cell,) = (copy / "cells").glob("chance__synthetic-all*.json")
-    result = json.loads(cell.read_text())
-    (copy / "showcase" / cell.stem / "showcase.json").unlink()  # as a job killed while writing it leaves it
-    written = plots.write_plots(copy)
-    assert "qualitative__synthetic-all__intended.png" not in {p.name for p in written}
-    cell.write_text(json.dumps({**result, "status": "failed"}))
-    assert {p.name for p in plots.write_plots(copy)} == {"per_class_iou__synthetic-unseen__intended.png",
-                                                         "qualitative__synthetic-unseen__intended.png"}
-
-
-def test_many_classes_give_a_tall_readable_chart(tmp_path):
-    names = [f"class {k}" for k in range(124)]
-    result = {"cell": {"id": "m__vspw-all__intended__0", "method": "m", "dataset": "vspw", "setting": "all",
-                       "protocol": "intended"}, "status": "done", "class_names": names, "metrics": {"mIoU": 5.0},
-              "per_class": {n: {"IoU": float(k % 50), "gt_pixels": 1000 * k} for k, n in enumerate(names)}}
-    with Image.open(plots.per_class_iou([result], None, tmp_path / "bars.png")) as image:
-        assert image.height / 124 >= 15  # pixels per class row
+    in_truth = [int(k) for k in np.unique(truth) if k != NOT_SCORED]
+    with Image.open(run / "plots" / "qualitative__synthetic-unseen__intended.png") as image:
+        strip = np.asarray(image.convert("RGB"))
+    colours = palette(len(meta["class_names"]))
+    assert in_truth and all(pixels_near(strip, colours[k]) > 200 for k in in_truth)
