@@ -196,9 +196,10 @@ def _experiment_id(client, name: str, uri: str) -> str:
 
 def _log_invocation(client, experiment_id: str, store: RunStore, invocation: dict[str, Any],
                     results: list[dict[str, Any]], scratch: pathlib.Path, summary: dict[str, Any]) -> None:
-    """Find or create the invocation's parent run, add the children it lacks, log the folder's tables and
-    plots to it, and set its status and end from its children."""
+    """Find or create the invocation's parent run and add the children it lacks; when anything was
+    added, log the folder's tables and plots to it and set its status and end from its children."""
     folder = store.root
+    added = summary["parents"] + summary["children"]
     parent = _find_parent(client, experiment_id, folder, invocation["time"])
     if parent is None:
         parent = client.create_run(experiment_id, start_time=_millis(invocation["time"]),
@@ -225,6 +226,8 @@ def _log_invocation(client, experiment_id: str, store: RunStore, invocation: dic
         children[cell_id] = _log_cell(client, experiment_id, parent_id, store, result, scratch)
         summary["children"] += 1
 
+    if summary["parents"] + summary["children"] == added:  # logged before and nothing new: leave it as it is
+        return
     commits = sorted({c for r in results if (c := (r.get("provenance") or {}).get("git_commit"))})
     tags = {"git_commit": ", ".join(commits)} if commits else {}
     if len(commits) == 1:
