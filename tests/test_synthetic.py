@@ -65,3 +65,40 @@ def test_missing_split_file_is_a_clear_error(tmp_path):
     (tmp_path / "val.txt").write_text("v1\n")
     with pytest.raises(DatasetError, match="video v1 has no frames"):
         vspw.VSPWReader().read_videos(tmp_path, "val")
+
+
+def test_unseen_classes_compose_attributes_seen_in_training():
+    card = load_card("synthetic")
+    seen, unseen = card["classes"][:card["num_seen"]], card["classes"][card["num_seen"]:]
+    for name in unseen:
+        for position, word in enumerate(name.split(" ")):
+            assert any(other.split(" ")[position] == word for other in seen), (name, word)
+    assert len(set(card["classes"])) == len(card["classes"])
+
+
+def test_degraded_frames_are_listed_and_look_degraded(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHMARK_CACHE", str(tmp_path))
+    card = load_card("synthetic")
+    root = synthetic.ensure()
+    listed = synthetic.degraded_frames(root)
+    videos = {v.name: v for v in synthetic.SyntheticReader().read_videos(root, "val")}
+    kinds = {kind for frames in listed.values() for kind in frames.values()}
+    assert kinds == set(card["degradations"])
+    for name, frames in listed.items():
+        if name not in videos:
+            continue
+        ids = [p.stem for p in videos[name].frames]
+        for frame_id, kind in frames.items():
+            assert frame_id not in (ids[0], ids[-1])  # the distant frame RFE uses is always clean
+            if kind == "fade":
+                image = np.asarray(Image.open(videos[name].frames[ids.index(frame_id)]), np.float32)
+                assert np.abs(image - image.mean(-1, keepdims=True)).mean() < 12  # colour almost gone
+    assert synthetic.degraded_frames(synthetic.ensure({"degraded_percent": 0})) == {}
+
+
+def test_crops_show_one_named_object():
+    card = load_card("synthetic")
+    crop = synthetic.render_crop(np.random.default_rng(0), "striped red triangle", card, size=64)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+    red = (crop[..., 0] > 150) & (crop[..., 1] < 100) & (crop[..., 2] < 100)
+    assert red.mean() > 0.02

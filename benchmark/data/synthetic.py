@@ -1,9 +1,13 @@
-"""The embedded synthetic dataset: short videos of moving, occluding, textured shapes.
+"""The embedded synthetic world: short videos of moving, occluding shapes whose class names compose
+three attributes (texture x colour x shape, e.g. "striped red triangle"), some frames degraded.
 
 Written once per configuration into a cache folder in exactly the VSPW layout, then read back by
 the VSPW reader, so the synthetic run exercises the same code as a real one. Deterministic: the
 same options and seed give the same pixels. Class names, colours and the seen/unseen split are in
-the card `datasets/synthetic.json`.
+the card `datasets/synthetic.json`: every attribute value of an unseen class also appears in seen
+ones, so a model that learned the words can name an unseen combination. Degraded frames (noise,
+blur, faded colour, a passing occluder) are listed in `degraded.json`: a single such frame is
+ambiguous, its neighbours are not. `render_crop` draws the single-object crops the toy CLIP learns from.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy as np
 from benchmark.data.cards import load_card
 from benchmark.data.vspw import VSPWLayoutReader
 
-LAYOUT_VERSION = 1  # bump when the rendering changes, so stale caches are not reused
+LAYOUT_VERSION = 2  # bump when the rendering changes, so stale caches are not reused
+DEGRADED_FILE = "degraded.json"
 
 
 def cache_root() -> pathlib.Path:
@@ -53,8 +58,8 @@ def ensure(options: Mapping[str, Any] | None = None) -> pathlib.Path:
     """The folder holding the dataset for these options, generating it on first use."""
     resolved = resolve_options(options)
     card = load_card("synthetic")
-    key = json.dumps({"options": resolved, "classes": card["classes"], "colours": card["colours"],
-                      "version": LAYOUT_VERSION}, sort_keys=True)
+    key = json.dumps({"options": resolved, "version": LAYOUT_VERSION,
+                      **{k: card[k] for k in ("classes", "colours", "textures", "degradations")}}, sort_keys=True)
     target = cache_root() / f"synthetic-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     if (target / "val.txt").is_file():
         return target
@@ -74,12 +79,13 @@ def ensure(options: Mapping[str, Any] | None = None) -> pathlib.Path:
 
 
 def write(root: pathlib.Path, options: Mapping[str, Any], card: Mapping[str, Any]) -> None:
-    """Render every split of the dataset into `root` in the VSPW layout."""
+    """Render every split of the dataset into `root` in the VSPW layout, with `degraded.json` beside it."""
     from PIL import Image
 
     (root / "label_num_dic_final.json").write_text(
         json.dumps({name: k + 1 for k, name in enumerate(card["classes"])}, indent=1))
     splits = {"train": options["train_videos"], "val": options["videos"]}
+    degraded: dict[str, dict[str, str]] = {}
     for split_index, (split, count) in enumerate(splits.items()):
         names = [f"{split}_{v:03d}" for v in range(count)]
         (root / f"{split}.txt").write_text("".join(name + "\n" for name in names))
@@ -88,46 +94,124 @@ def write(root: pathlib.Path, options: Mapping[str, Any], card: Mapping[str, Any
             origin, mask_dir = root / "data" / name / "origin", root / "data" / name / "mask"
             origin.mkdir(parents=True)
             mask_dir.mkdir(parents=True)
-            for t, (frame, mask) in enumerate(render_video(rng, options, card)):
+            for t, (frame, mask, degradation) in enumerate(render_video(rng, options, card)):
                 stem = f"{t + 1:08d}"
                 Image.fromarray(frame).save(origin / f"{stem}.jpg", quality=92)
                 if t % options["annotate_every"] == 0:
                     Image.fromarray(mask, mode="L").save(mask_dir / f"{stem}.png")
+                if degradation:
+                    degraded.setdefault(name, {})[stem] = degradation
+    (root / DEGRADED_FILE).write_text(json.dumps(degraded, indent=1, sort_keys=True))
+
+
+def degraded_frames(root: pathlib.Path) -> dict[str, dict[str, str]]:
+    """{video: {frame id: degradation}} of a generated dataset: the frames a single image cannot settle."""
+    return json.loads((pathlib.Path(root) / DEGRADED_FILE).read_text())
 
 
 def render_video(rng: np.random.Generator, options: Mapping[str, Any], card: Mapping[str, Any]):
-    """Yield (frame uint8 [H, W, 3], mask uint8 [H, W]) for each frame of one video."""
+    """Yield (frame uint8 [H, W, 3], mask uint8 [H, W], degradation or None) for each frame of one video.
+
+    Objects drift (some out of the frame), spin and occlude each other; about `degraded_percent` of
+    the frames other than the first and last are degraded by one of the card's degradations."""
     height, width = options["height"], options["width"]
     classes = card["classes"]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     background = _background(rng, ys, xs)
     size = min(height, width)
-    objects = []
-    for _ in range(options["objects"]):
-        class_id = int(rng.integers(len(classes))) + 1
-        colour, shape = classes[class_id - 1].split(" ")
-        objects.append({
-            "id": class_id, "shape": shape, "colour": np.array(card["colours"][colour], np.float32),
-            "radius": size * rng.uniform(0.14, 0.26),
-            "centre": np.array([rng.uniform(0, height), rng.uniform(0, width)], np.float32),
-            # Some objects drift far enough to leave the frame.
-            "velocity": rng.uniform(-0.06, 0.06, size=2).astype(np.float32) * size,
-            "angle": rng.uniform(0, 2 * np.pi), "spin": rng.uniform(-0.15, 0.15),
-            "stripe_angle": rng.uniform(0, np.pi), "stripe_period": rng.uniform(4, 9),
-        })
+    objects = [_new_object(rng, classes[int(rng.integers(len(classes)))], card, size,
+                           centre=(rng.uniform(0, height), rng.uniform(0, width)),
+                           speed=0.06) for _ in range(options["objects"])]
+    for obj in objects:
+        obj["id"] = classes.index(obj["name"]) + 1
     for t in range(options["frames"]):
         frame = background.copy()
         mask = np.zeros((height, width), np.uint8)
         for obj in objects:  # later objects occlude earlier ones
-            cy, cx = obj["centre"] + t * obj["velocity"]
-            inside = _shape_mask(obj["shape"], ys - cy, xs - cx, obj["radius"], obj["angle"] + t * obj["spin"])
-            phase = (np.cos(obj["stripe_angle"]) * xs + np.sin(obj["stripe_angle"]) * ys) / obj["stripe_period"]
-            shade = 0.78 + 0.22 * (np.sin(2 * np.pi * phase) > 0)
-            frame[inside] = obj["colour"] * shade[inside, None]
+            inside = _draw(frame, obj, ys, xs, t)
             mask[inside] = obj["id"]
         mask[_outline(mask)] = 255  # object outlines are void, as boundaries often are in VSPW
+        degradation = None
+        if 0 < t < options["frames"] - 1 and rng.uniform(0, 100) < options["degraded_percent"]:
+            degradation = card["degradations"][int(rng.integers(len(card["degradations"])))]
+            frame = _degrade(frame, mask, degradation, rng)
         frame += rng.normal(0, 6, frame.shape).astype(np.float32)
-        yield np.clip(frame, 0, 255).astype(np.uint8), mask
+        yield np.clip(frame, 0, 255).astype(np.uint8), mask, degradation
+
+
+def render_crop(rng: np.random.Generator, name: str, card: Mapping[str, Any], size: int = 64) -> np.ndarray:
+    """One object of class `name` on a random background, uint8 [size, size, 3]: what the toy CLIP
+    learns names from. Its scale, position and spin vary, another object may overlap it, and some
+    crops are noisy or blurred (never faded: the caption names a colour)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    frame = _background(rng, ys, xs)
+    centre = size / 2 + rng.uniform(-0.2, 0.2, size=2) * size
+    target = _new_object(rng, name, card, size * rng.uniform(1.2, 2.6), centre=centre, speed=0)
+    if rng.uniform() < 0.3:  # a partly hidden neighbour teaches that a crop's name is its main object
+        other = card["classes"][int(rng.integers(len(card["classes"])))]
+        corner = centre + rng.choice([-1, 1], size=2) * size * rng.uniform(0.45, 0.6)
+        _draw(frame, _new_object(rng, other, card, size, centre=corner, speed=0), ys, xs, 0)
+    _draw(frame, target, ys, xs, 0)
+    if rng.uniform() < 0.2:
+        frame = _degrade(frame, None, ("noise", "blur")[int(rng.integers(2))], rng)
+    frame += rng.normal(0, 6, frame.shape).astype(np.float32)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def _new_object(rng: np.random.Generator, name: str, card: Mapping[str, Any], size: float,
+                centre: Any, speed: float) -> dict[str, Any]:
+    texture, colour, shape = name.split(" ")
+    return {"name": name, "shape": shape, "texture": texture,
+            "colour": np.array(card["colours"][colour], np.float32),
+            "radius": size * rng.uniform(0.14, 0.26), "centre": np.array(centre, np.float32),
+            # Some objects drift far enough to leave the frame.
+            "velocity": rng.uniform(-speed, speed, size=2).astype(np.float32) * size,
+            "angle": rng.uniform(0, 2 * np.pi), "spin": rng.uniform(-0.15, 0.15),
+            "stripe_angle": rng.uniform(0, np.pi), "stripe_period": rng.uniform(5, 9)}
+
+
+def _draw(frame: np.ndarray, obj: Mapping[str, Any], ys: np.ndarray, xs: np.ndarray, t: int) -> np.ndarray:
+    """Paint `obj` at time `t` into `frame`; returns the pixels it covers."""
+    cy, cx = obj["centre"] + t * obj["velocity"]
+    inside = _shape_mask(obj["shape"], ys - cy, xs - cx, obj["radius"], obj["angle"] + t * obj["spin"])
+    if obj["texture"] == "striped":
+        phase = (np.cos(obj["stripe_angle"]) * xs + np.sin(obj["stripe_angle"]) * ys) / obj["stripe_period"]
+        shade = np.where(np.sin(2 * np.pi * phase) > 0, 1.0, 0.45)[inside, None]
+    elif obj["texture"] == "plain":
+        shade = 1.0
+    else:
+        raise ValueError(f"unknown texture {obj['texture']!r} in the synthetic card; known: plain, striped")
+    frame[inside] = obj["colour"] * shade
+    return inside
+
+
+def _degrade(frame: np.ndarray, mask: np.ndarray | None, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """`frame` with one degradation; a passing occluder also turns the pixels it hides into "others"."""
+    if kind == "noise":
+        return frame + rng.normal(0, 45, frame.shape).astype(np.float32)
+    if kind == "blur":
+        return _blur(frame, sigma=2.5)
+    if kind == "fade":  # colour almost gone: the frame alone cannot tell red from green
+        grey = frame.mean(-1, keepdims=True)
+        return grey + 0.1 * (frame - grey)
+    if kind == "occluder":
+        width = frame.shape[1]
+        left = int(rng.integers(0, max(1, width - width // 3)))
+        band = slice(left, left + width // 3)
+        frame[:, band] = rng.uniform(70, 110) + 15 * (np.arange(frame.shape[0])[:, None, None] % 8 < 4)
+        if mask is not None:
+            mask[:, band] = 0
+        return frame
+    raise ValueError(f"unknown degradation {kind!r} in the synthetic card; known: noise, blur, fade, occluder")
+
+
+def _blur(frame: np.ndarray, sigma: float) -> np.ndarray:
+    radius = int(3 * sigma)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(frame, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    rows = sum(w * padded[k:k + frame.shape[0]] for k, w in enumerate(kernel))
+    return sum(w * rows[:, k:k + frame.shape[1]] for k, w in enumerate(kernel)).astype(np.float32)
 
 
 def _background(rng: np.random.Generator, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -135,7 +219,8 @@ def _background(rng: np.random.Generator, ys: np.ndarray, xs: np.ndarray) -> np.
     height, width = ys.shape
     base = rng.uniform(90, 160)
     tint = rng.uniform(-12, 12, size=3)
-    gradient = (ys / height - 0.5)[..., None] * rng.uniform(-40, 40) + (xs / width - 0.5)[..., None] * rng.uniform(-40, 40)
+    gradient = ((ys / height - 0.5)[..., None] * rng.uniform(-40, 40)
+                + (xs / width - 0.5)[..., None] * rng.uniform(-40, 40))
     cell = rng.integers(6, 14)
     checker = (((ys // cell) + (xs // cell)) % 2)[..., None] * rng.uniform(8, 20)
     return (base + tint + gradient + checker).astype(np.float32)
