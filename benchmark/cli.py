@@ -219,6 +219,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     untrained = plan.untrained(cells)
+    if untrained and not args.train:  # --train means: train what was given no weights, shipped ones aside
+        cells, untrained = plan.with_default_weights(cells)
+        for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):
+            if checkpoint not in checkpoints.values():
+                print(f"{method}: shipped weights {checkpoint} (trained on the synthetic world's seen classes "
+                      "against the toy CLIP; pass --checkpoint or --train for your own)")
     trainings = []
     if untrained and args.train:
         cells, trainings = _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root)

@@ -207,6 +207,12 @@ class TrainableMethod(Method):
         `run --methods all` leaves such a method out, and naming it without weights is an input error."""
         return False
 
+    @classmethod
+    def default_checkpoint(cls, options: dict[str, Any]) -> str | None:
+        """Weights that fit these options and load when none are given (`--checkpoint`, `--train`),
+        such as ones shipped with the method; None: it must be trained or given weights."""
+        return None
+
     @abc.abstractmethod
     def fit(self, train: Any, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
         """Train on `train` (a `benchmark.data.training.TrainingSet`) with the seen `vocabulary`,

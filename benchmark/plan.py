@@ -198,6 +198,17 @@ def untrained(cells: list[Cell]) -> list[Cell]:
             and issubclass(cls := registry.get(cell.method), TrainableMethod) and cls.needs_checkpoint(cell.options)]
 
 
+def with_default_weights(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:
+    """The cells, each untrained one whose method has default weights for its options (the shipped
+    toy checkpoints) now naming them; and the cells still untrained."""
+    from dataclasses import replace
+
+    filled = {cell.id: replace(cell, checkpoint=found) for cell in untrained(cells)
+              if (found := registry.get(cell.method).default_checkpoint(cell.options))}
+    cells = [filled.get(cell.id, cell) for cell in cells]
+    return cells, untrained(cells)
+
+
 def expand_methods(spec: str) -> list[str]:
     """'all' -> every available method; 'a,b' -> ['a', 'b'] (each checked to exist)."""
     names = list(registry.available()) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]

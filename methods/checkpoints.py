@@ -7,6 +7,8 @@ truncated or foreign file fails the same way wherever it is met; state dicts loa
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pathlib
 from collections.abc import Mapping
@@ -32,6 +34,27 @@ def read(path: str | os.PathLike, expected: str) -> Any:
     except Exception as error:  # torch and safetensors raise several types for a truncated or foreign file
         raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
                          f"{expected}; the file is corrupt, truncated or of another kind") from error
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file (cached while its size and time stamp stay): weights are known by their
+    content, since the same file sits at different paths in different clones."""
+    stat = os.stat(path)
+    return _sha256(str(pathlib.Path(path).resolve()), stat.st_size, stat.st_mtime)
+
+
+def weights_sha256(weights: str) -> str | None:
+    """The sha256 of `weights` when it names a file (else a tag such as 'random': None)."""
+    return file_sha256(weights) if pathlib.Path(weights).is_file() else None
 
 
 def read_state_dict(path: str | os.PathLike, expected: str) -> dict[str, torch.Tensor]:

@@ -34,6 +34,8 @@ CLIP_STD = (68.50, 66.63, 70.32)
 PAPER_MODEL, PAPER_PRETRAINED, PAPER_INPUT_SIZE = "ViT-B-16-quickgelu", "openai", 384
 #: Our tiny config (registered with open_clip from `clip_configs/`): tests and CPU smoke runs.
 TINY_MODEL = "ovvss-tiny-clip"
+#: Our toy CLIP, pretrained on the synthetic world (`methods/toy/clip_pretrain.py`); its weights ship.
+TOY_MODEL = "ovvss-toy-clip"
 CONFIG_DIR = pathlib.Path(__file__).parent / "clip_configs"
 #: Input sizes other than the model's native one that the reference code uses.
 INPUT_SIZES = {"ViT-B-16": 384, "ViT-B-16-quickgelu": 384}
@@ -261,8 +263,9 @@ def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto"
     tag open_clip knows for the model (e.g. 'openai'; open_clip downloads it or reads its cache);
     'random' for random weights; or 'auto': ${CHECKPOINT_ENV} when set, else the model's OpenAI
     weights when already in the Hugging Face cache, else random weights with a warning.
-    `model="auto"` is the paper's model when 'auto' finds weights for it, else the tiny model: random
-    weights are meaningless at any size, and the tiny one runs in seconds on a laptop. Loaded models
+    `model="auto"` is the paper's model when 'auto' finds weights for it, else the toy CLIP with its
+    shipped weights (`weights/toy/`, pretrained on the synthetic world), else the tiny model with
+    random weights (meaningless at any size; the tiny one runs in seconds on a laptop). Loaded models
     are kept per process, so the cells of a run share one copy and its text-embedding cache.
     """
     register_configs()
@@ -270,8 +273,7 @@ def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto"
 
     device = torch.device(device)
     if model == "auto" and str(pretrained) == "auto":
-        found = _auto_weights(PAPER_MODEL)
-        model, pretrained = (PAPER_MODEL, found) if found else (TINY_MODEL, "auto")
+        model = auto_model()
     elif model == "auto":
         model = PAPER_MODEL
     if model not in open_clip.list_models():
@@ -332,8 +334,22 @@ def _resolve_weights(model: str, pretrained: str | os.PathLike | None) -> str:
                      f"({', '.join(tags) or 'none'}); pass a checkpoint path, a tag, 'auto' or 'random'")
 
 
+def auto_model() -> str:
+    """The model `model="auto"` with `pretrained="auto"` loads: the paper's when its weights are found,
+    else the toy CLIP when its shipped weights are there, else the tiny one (random weights)."""
+    if _auto_weights(PAPER_MODEL):
+        return PAPER_MODEL
+    return TOY_MODEL if _auto_weights(TOY_MODEL) else TINY_MODEL
+
+
 def _auto_weights(model: str) -> str | None:
-    """What `pretrained='auto'` finds for `model`: ${CHECKPOINT_ENV}, else cached OpenAI weights."""
+    """What `pretrained='auto'` finds for `model`: the shipped weights of the toy CLIP; for other
+    models ${CHECKPOINT_ENV}, else cached OpenAI weights."""
+    if model == TOY_MODEL:
+        from methods.toy import shipped
+
+        found = shipped.path(shipped.CLIP)
+        return str(found.resolve()) if found else None
     if os.environ.get(CHECKPOINT_ENV):
         return _checked_path(model, os.environ[CHECKPOINT_ENV])
     return _cached_openai_weights(model)

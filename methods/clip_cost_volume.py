@@ -31,6 +31,7 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
     """Image-only CLIP cost volume: training-free (template-averaged cosine) or trained (OV2VSS without video modules)."""
 
     name = "clip-cost-volume"
+    inference_options = ("amp", "inference", "window", "overlap", "batch_size")
 
     def __init__(self, variant: str = "training-free", clip_model: str = "auto",
                  clip_pretrained: str = "auto", clip_input: int | None = None, prompts: str = "imagenet",

@@ -102,8 +102,8 @@ class SamClip(ImageMethod):
     def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
         sam = (loaded.get("sam") or {}).get("model") or options.get("sam_model")
         backbone, stand_in = sam_module.TABLE_LABELS.get(sam, (str(sam), False))
-        tiny_clip = (loaded.get("clip") or {}).get("model") == clip_module.TINY_MODEL
-        return TableLabel("SAM (+CLIP)", backbone, stand_in or tiny_clip)
+        small_clip = (loaded.get("clip") or {}).get("model") in (clip_module.TINY_MODEL, clip_module.TOY_MODEL)
+        return TableLabel("SAM (+CLIP)", backbone, stand_in or small_clip)
 
     def __init__(self, sam_model: str = "auto", sam_checkpoint: str = "auto",
                  points_per_side: int = 32, points_per_batch: int = 64, pred_iou_thresh: float = 0.88,

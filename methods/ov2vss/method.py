@@ -30,6 +30,7 @@ class OV2VSS(TrainableCostVolume):
 
     name = "ov2vss"
     video = True
+    inference_options = ("amp", "streaming", "short_side", "offsets")
 
     def __init__(self, variant: str = "full", stcf: bool | None = None, rfe: bool | None = None,
                  vte: str | None = None, fusion: str | None = None, annotations: str | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from benchmark.interface import TrainableMethod
+from methods import checkpoints
 from methods import clip as clip_module
 from methods.ov2vss.backbones import TABLE_LABELS
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 class TrainableCostVolume(TrainableMethod):
     """Subclasses call `_configure` in `__init__`, implement `_loss_fn` and segment with `self.model`."""
+
+    #: Options that change how trained weights are applied, not which weights fit.
+    inference_options: tuple[str, ...] = ("amp",)
 
     def _configure(self, model_options: dict[str, Any], clip_pretrained: str, amp: bool,
                    backbone_pretrained: str | None, training: dict[str, Any]) -> None:
@@ -46,12 +50,20 @@ class TrainableCostVolume(TrainableMethod):
         return True
 
     @classmethod
+    def default_checkpoint(cls, options: dict[str, Any]) -> str | None:
+        """The checkpoint shipped for the miniature world (`weights/toy/`), when it fits the options."""
+        from methods.toy import shipped
+
+        return shipped.checkpoint_for(cls.name, options, cls.default_options(), cls.inference_options)
+
+    @classmethod
     def _backbone_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> tuple[str, bool]:
         """The paper's name of the backbone a cell used (its checkpoint's, when it loaded one), and
         whether a tiny backbone or the tiny CLIP stood in for the paper's models."""
         backbone = (loaded.get("model_config") or options).get("backbone")
         label, stand_in = TABLE_LABELS.get(backbone, (str(backbone), False))
-        return label, stand_in or (loaded.get("clip") or {}).get("model") == clip_module.TINY_MODEL
+        clip = (loaded.get("clip") or {}).get("model")
+        return label, stand_in or clip in (clip_module.TINY_MODEL, clip_module.TOY_MODEL)
 
     def _trainable(self) -> str | None:
         """Why these options cannot be trained or loaded (None: they can)."""
@@ -89,10 +101,18 @@ class TrainableCostVolume(TrainableMethod):
                                       ("path", "iterations", "train_set", "clip_weights", "train_config", "recipe")
                                       if k in self.checkpoint}
                 trained_with = self.checkpoint.get("clip_weights")
-                if trained_with != clip.weights:
+                if not self._trained_with_this_clip():
                     info["warnings"].append(f"trained against CLIP weights {trained_with} but evaluated with "
                                             f"{clip.weights}: the cost volumes differ from the ones it learned")
         return info
+
+    def _trained_with_this_clip(self) -> bool:
+        """Whether the loaded checkpoint was trained against the CLIP weights now loaded: the same
+        content where both are files (a clone elsewhere has the same file at another path)."""
+        saved = self.checkpoint.get("clip_sha256")
+        if saved and checkpoints.weights_sha256(self.clip.weights):
+            return saved == checkpoints.weights_sha256(self.clip.weights)
+        return self.checkpoint.get("clip_weights") == self.clip.weights
 
     # -- training --------------------------------------------------------------------------------
 
@@ -123,7 +143,8 @@ class TrainableCostVolume(TrainableMethod):
                             "ones (pass --opt %s.backbone_pretrained=PATH)", self.name,
                             self.model_options["backbone"], self.name)
         meta = {"method": self.name, "model_config": self.model_options, "vocabulary": list(vocabulary),
-                "clip_weights": self.clip.weights, "backbone_pretrained": self.backbone_pretrained,
+                "clip_weights": self.clip.weights, "clip_sha256": checkpoints.weights_sha256(self.clip.weights),
+                "backbone_pretrained": self.backbone_pretrained,
                 "train_set": repr(train), "seed": torch.initial_seed(), **self._checkpoint_meta()}
         final = training.train(self.model, self.model.head_parameters(), self._loss_fn(train), self.train_config,
                                pathlib.Path(run_dir), self.device, meta, self.amp)
