@@ -108,7 +108,7 @@ def test_clip_frames_near_the_start_and_in_reverse():
 
 def test_training_steps_reduce_the_loss(tmp_path):
     train = open_training("synthetic", "seen")
-    method = registry.create(METHOD, **TINY, iterations=30, accumulate=1, warmup=1, lr=0.001, checkpoint_every=30)
+    method = registry.create(METHOD, **TINY, iterations=60, accumulate=1, warmup=1, lr=0.001, checkpoint_every=60)
     method.setup(train.vocabulary, torch.device("cpu"))
     torch.manual_seed(0)
     method.model = OV2VSSModel(ModelConfig.from_dict(method.model_options)).train()
@@ -120,9 +120,10 @@ def test_training_steps_reduce_the_loss(tmp_path):
     method.model.train()
     with torch.no_grad():
         after = np.mean([loss_fn(*s).item() for s in samples])
-    # Random CLIP carries no class information, so the loss falls towards the class prior (by 10-20% on
-    # seeds 0-2), not towards zero; a model that did not learn would score the same samples the same.
-    assert after < 0.95 * before
+    # Random CLIP carries no class information, so the loss falls towards the class prior (16 seen
+    # classes: 60 steps, not 30, to clear 5%), not towards zero; a model that did not learn would
+    # score the same samples the same.
+    assert after < 0.95 * before, (before, after)
 
 
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path, monkeypatch):

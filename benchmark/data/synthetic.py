@@ -26,7 +26,7 @@ import numpy as np
 from benchmark.data.cards import load_card
 from benchmark.data.vspw import VSPWLayoutReader
 
-LAYOUT_VERSION = 2  # bump when the rendering changes, so stale caches are not reused
+LAYOUT_VERSION = 3  # bump when the rendering changes, so stale caches are not reused
 DEGRADED_FILE = "degraded.json"
 
 
@@ -94,7 +94,8 @@ def write(root: pathlib.Path, options: Mapping[str, Any], card: Mapping[str, Any
             origin, mask_dir = root / "data" / name / "origin", root / "data" / name / "mask"
             origin.mkdir(parents=True)
             mask_dir.mkdir(parents=True)
-            for t, (frame, mask, degradation) in enumerate(render_video(rng, options, card)):
+            shown = _shown_unseen(card, v) if split == "val" else ()
+            for t, (frame, mask, degradation) in enumerate(render_video(rng, options, card, shown)):
                 stem = f"{t + 1:08d}"
                 Image.fromarray(frame).save(origin / f"{stem}.jpg", quality=92)
                 if t % options["annotate_every"] == 0:
@@ -109,19 +110,27 @@ def degraded_frames(root: pathlib.Path) -> dict[str, dict[str, str]]:
     return json.loads((pathlib.Path(root) / DEGRADED_FILE).read_text())
 
 
-def render_video(rng: np.random.Generator, options: Mapping[str, Any], card: Mapping[str, Any]):
+def _shown_unseen(card: Mapping[str, Any], video: int) -> tuple[str, ...]:
+    """Two unseen classes for val video `video`, in turn: a few videos show every unseen class."""
+    unseen = card["classes"][card["num_seen"]:]
+    return (unseen[(2 * video) % len(unseen)], unseen[(2 * video + 1) % len(unseen)])
+
+
+def render_video(rng: np.random.Generator, options: Mapping[str, Any], card: Mapping[str, Any],
+                 shown: tuple[str, ...] = ()):
     """Yield (frame uint8 [H, W, 3], mask uint8 [H, W], degradation or None) for each frame of one video.
 
-    Objects drift (some out of the frame), spin and occlude each other; about `degraded_percent` of
-    the frames other than the first and last are degraded by one of the card's degradations."""
+    The first objects are of the classes `shown`, the others random. Objects drift (some out of the
+    frame), spin and occlude each other; about `degraded_percent` of the frames other than the first
+    and last are degraded by one of the card's degradations."""
     height, width = options["height"], options["width"]
     classes = card["classes"]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     background = _background(rng, ys, xs)
     size = min(height, width)
-    objects = [_new_object(rng, classes[int(rng.integers(len(classes)))], card, size,
-                           centre=(rng.uniform(0, height), rng.uniform(0, width)),
-                           speed=0.06) for _ in range(options["objects"])]
+    names = [*shown, *(classes[int(rng.integers(len(classes)))] for _ in range(options["objects"]))]
+    objects = [_new_object(rng, name, card, size, centre=(rng.uniform(0, height), rng.uniform(0, width)),
+                           speed=0.06) for name in names[:options["objects"]]]
     for obj in objects:
         obj["id"] = classes.index(obj["name"]) + 1
     for t in range(options["frames"]):
