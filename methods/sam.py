@@ -1,9 +1,11 @@
 """Segment Anything: model types as data, loading from local checkpoints, the automatic mask generator.
 
 The model types are segment_anything's own (`vit_b`, `vit_l`, `vit_h`, built exactly as its
-`build_sam` builds them) plus `tiny`, a small configuration of the same parts for tests and CPU
-smoke runs. Weights come from a local checkpoint (Meta's `sam_vit_b_01ec64.pth` and friends),
-checked against the model type before anything is built; or random, with a warning.
+`build_sam` builds them) plus two small configurations of the same parts: `tiny`, random weights
+for tests and CPU smoke runs, and `toy`, the size `methods.toy.sam_pretrain` trains on the
+synthetic world (a stand-in for ViT-B whose automatic masks mean something on a CPU). Weights come
+from a local checkpoint (Meta's `sam_vit_b_01ec64.pth` and friends, or a toy one), checked against
+the model type before anything is built; or random, with a warning.
 """
 
 from __future__ import annotations
@@ -57,13 +59,20 @@ SAM_CONFIGS: dict[str, SamConfig] = {
     # Every part at a small size: inputs resized to 128 on the long side, an 8x8 token grid.
     "tiny": SamConfig(64, 4, 2, (1, 3), image_size=128, window_size=4, prompt_embed_dim=32, mask_in_chans=8,
                       decoder_mlp_dim=64, decoder_num_heads=2, iou_head_hidden_dim=32),
+    # Pretrained on the synthetic world (methods.toy.sam_pretrain): 96 px inputs, so its 96-wide frames go in
+    # unresized; 8 px patches give a 12x12 grid and 48x48 mask logits, 2 px per logit for 20-40 px shapes.
+    # (encoder width, depth) must differ from every other type's: checkpoint_type tells them apart by it.
+    "toy": SamConfig(96, 4, 4, (1, 3), image_size=96, patch_size=8, window_size=6, prompt_embed_dim=64,
+                     mask_in_chans=8, decoder_mlp_dim=256, decoder_num_heads=4, iou_head_hidden_dim=64),
 }
 #: The paper's SAM rows use ViT-B; `auto` prefers it when several checkpoints are found.
 PAPER_MODEL = "vit_b"
 TINY_MODEL = "tiny"
-#: How the paper's tables name each SAM image encoder ("ViT-B2" is SAM's ViT-B); the tiny one stands in for it.
+TOY_MODEL = "toy"
+#: How the paper's tables name each SAM image encoder ("ViT-B2" is SAM's ViT-B); tiny and toy stand in for it.
 TABLE_LABELS: dict[str, tuple[str, bool]] = {"vit_b": ("ViT-B2", False), "vit_l": ("ViT-L", False),
-                                             "vit_h": ("ViT-H", False), "tiny": ("ViT-B2", True)}
+                                             "vit_h": ("ViT-H", False), "tiny": ("ViT-B2", True),
+                                             "toy": ("ViT-B2", True)}
 
 
 def build_sam(config: SamConfig):
@@ -110,13 +119,15 @@ def load_sam(model: str = "auto", checkpoint: str | os.PathLike | None = "auto",
 
     `checkpoint`: a local file (Meta's release, e.g. sam_vit_b_01ec64.pth, or any state dict of a
     `Sam`); 'random'; or 'auto': ${CHECKPOINT_ENV} when set, else Meta's file for the model type in
-    torch hub's checkpoint folder, else random weights with a warning. `model='auto'` is the type
+    torch hub's checkpoint folder, else (for `auto` and `toy`) the toy SAM shipped in `weights/toy/`,
+    else random weights with a warning. `model='auto'` is the type
     the checkpoint's shapes say, or (without weights) `tiny`: random weights mean nothing at any
     size. Loaded models are kept per process, so the cells of a run share one copy.
     """
     if model != "auto" and model not in SAM_CONFIGS:
         raise ValueError(f"unknown SAM model type {model!r}; choose one of {', '.join(SAM_CONFIGS)} or auto "
-                         f"(segment_anything's vit_b, vit_l, vit_h, and our tiny test configuration)")
+                         "(segment_anything's vit_b, vit_l, vit_h, our tiny test configuration, and toy, "
+                         "pretrained on the synthetic world by methods.toy.sam_pretrain)")
     device = torch.device(device)
     weights = _resolve_checkpoint(model, checkpoint)
     state = None
@@ -171,6 +182,12 @@ def _resolve_checkpoint(model: str, checkpoint: str | os.PathLike | None) -> str
     found = _cached_release(model)
     if found:
         return found
+    if model in ("auto", TOY_MODEL):
+        from methods.toy import shipped
+
+        toy = shipped.path(shipped.SAM)
+        if toy:
+            return str(toy.resolve())
     log.warning("SAM: no checkpoint given (set $%s or the method's sam_checkpoint option) and none of Meta's "
                 "files in %s; using RANDOM weights, so masks are meaningless", CHECKPOINT_ENV, _hub_folder())
     return "random"
