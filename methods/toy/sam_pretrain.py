@@ -89,15 +89,22 @@ def sample_points(mask: np.ndarray, labelled: np.ndarray, count: int, background
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` prompts on one frame: (x, y) coordinates [count, 2] and the region id of each. A prompt
     lies in the background with probability `background_fraction`, else in an object region chosen
-    uniformly (a small object is asked about as often as a large one)."""
-    ids = np.unique(labelled[labelled >= 0])
+    uniformly (a small object is asked about as often as a large one). Slivers of objects smaller
+    than MIN_OBJECT_PIXELS are not asked about, and points keep off a region's outermost pixels where
+    it has others: a point there is as much its neighbour's at the model's 8 px patches."""
+    from scipy import ndimage
+
+    ids = [i for i in np.unique(labelled[labelled >= 0])
+           if mask[labelled == i][0] == 0 or (labelled == i).sum() >= MIN_OBJECT_PIXELS]
     background = [i for i in ids if mask[labelled == i][0] == 0]
     objects = [i for i in ids if mask[labelled == i][0] != 0]
     coords, chosen = [], []
     for _ in range(count):
         pool = background if not objects or (background and rng.uniform() < background_fraction) else objects
         region = pool[int(rng.integers(len(pool)))]
-        ys, xs = np.nonzero(labelled == region)
+        inside = labelled == region
+        inner = ndimage.binary_erosion(inside)
+        ys, xs = np.nonzero(inner if inner.any() else inside)
         k = int(rng.integers(len(ys)))
         # SAM reads a coordinate as a pixel index (its prompt encoder adds 0.5 for the pixel's centre).
         coords.append((xs[k] + rng.uniform(-0.5, 0.5), ys[k] + rng.uniform(-0.5, 0.5)))
