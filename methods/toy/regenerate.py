@@ -37,10 +37,14 @@ TOY_RECIPE: dict[str, Any] = {
     "head_channels": 32, "iterations": 1500, "lr": 3e-4, "warmup": 100, "accumulate": 1, "crop": 64,
     "scale_min": 0.75, "scale_max": 1.5, "checkpoint_every": 500, "log_every": 50,
 }
-#: The trained methods that ship: method -> options (the miniature recipe plus what sets the variant).
-TRAINED: dict[str, dict[str, Any]] = {
-    "clip-cost-volume": {"variant": "trained", **TOY_RECIPE},
-    "ov2vss": dict(TOY_RECIPE),
+#: The trained checkpoints that ship: artifact -> (method, the options that identify it). Each trains
+#: with TOY_RECIPE. OV2VSS ships Table III's key-component ladder (its baseline is the trained
+#: clip-cost-volume: OV2VSS with the video modules off); its other variants are a `benchmark train` away.
+TRAINED: dict[str, tuple[str, dict[str, Any]]] = {
+    "clip-cost-volume": ("clip-cost-volume", {"variant": "trained"}),
+    "ov2vss": ("ov2vss", {"variant": "full"}),
+    "ov2vss-rfe": ("ov2vss", {"variant": "rfe"}),
+    "ov2vss-rfe-stcf": ("ov2vss", {"variant": "rfe-stcf"}),
 }
 ARTIFACTS = ("toy-clip", "toy-sam", *TRAINED)
 #: The setting every trained method is scored on after training (what the manifest records).
@@ -50,7 +54,12 @@ log = logging.getLogger(__name__)
 
 
 def file_of(artifact: str) -> str:
-    return {"toy-clip": shipped.CLIP, "toy-sam": shipped.SAM}.get(artifact) or shipped.method_file(artifact)
+    return {"toy-clip": shipped.CLIP, "toy-sam": shipped.SAM}.get(artifact) or f"{artifact}.pt"
+
+
+def trained_options(artifact: str) -> dict[str, Any]:
+    """The options a trained artifact is built (and scored) with."""
+    return {**TRAINED[artifact][1], **TOY_RECIPE}
 
 
 def regenerate(out: pathlib.Path, only: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
@@ -129,13 +138,14 @@ def _build_sam(target: pathlib.Path, seed: int) -> dict[str, Any]:
             "options": dataclasses.asdict(config), "metrics": _numbers(metrics)}
 
 
-def _build_trained(method: str, target: pathlib.Path, seed: int) -> dict[str, Any]:
-    """Train `method` on synthetic:seen as `python -m benchmark train` would, keep the weights in
-    float16 (half the size; they load into the float32 model), and score it on synthetic:unseen."""
+def _build_trained(artifact: str, target: pathlib.Path, seed: int) -> dict[str, Any]:
+    """Train the artifact's method on synthetic:seen as `python -m benchmark train` would, keep the
+    weights in float16 (half the size; they load into the float32 model), and score it on synthetic:unseen."""
     from benchmark import plan
     from benchmark.training import TrainContext, Training, run_training
 
-    options = TRAINED[method]
+    method, identity = TRAINED[artifact]
+    options = trained_options(artifact)
     training = Training(method, plan.resolve_options(method, {method: options}), "synthetic", "seen", seed=seed)
     with tempfile.TemporaryDirectory(prefix=f"toy-{method}-") as work:
         final = pathlib.Path(run_training(training.to_dict(), TrainContext(str(pathlib.Path(work) / "train"),
@@ -145,22 +155,23 @@ def _build_trained(method: str, target: pathlib.Path, seed: int) -> dict[str, An
         # Paths on this machine mean nothing elsewhere; the CLIP is known by its sha256.
         state.update(train_set="synthetic:seen (default options)", clip_weights=shipped.CLIP)
         torch.save(state, target)
-        metrics = evaluate(method, target, pathlib.Path(work) / "eval")
-    return {"what": f"{method} trained on synthetic:seen against the toy CLIP", "options": options,
-            "metrics": metrics}
+        metrics = evaluate(artifact, target, pathlib.Path(work) / "eval")
+    return {"what": f"{method} ({identity}) trained on synthetic:seen against the toy CLIP", "method": method,
+            "identity": identity, "options": options, "metrics": metrics}
 
 
-def evaluate(method: str, checkpoint: pathlib.Path, output: pathlib.Path) -> dict[str, float]:
-    """The method's metrics with these weights on the evaluation setting (one cell, run here)."""
+def evaluate(artifact: str, checkpoint: pathlib.Path, output: pathlib.Path) -> dict[str, float]:
+    """A trained artifact's metrics with these weights on the evaluation setting (one cell, run here)."""
     from benchmark import plan
     from benchmark.runner import RunContext, run_cell
 
     dataset, setting = EVALUATION
-    cell = plan.Cell(method, dataset, setting, options=plan.resolve_options(method, {method: TRAINED[method]}),
+    method = TRAINED[artifact][0]
+    cell = plan.Cell(method, dataset, setting, options=plan.resolve_options(method, {method: trained_options(artifact)}),
                      checkpoint=str(checkpoint))
     result = run_cell(cell.to_dict(), RunContext(str(output), [], None, "cpu"))
     if result.get("status") != "done":
-        raise RuntimeError(f"evaluating {method} with {checkpoint} failed: {result.get('error')}")
+        raise RuntimeError(f"evaluating {artifact} with {checkpoint} failed: {result.get('error')}")
     return {f"{dataset}:{setting} {key}": round(value, 2) for key, value in result["metrics"].items()
             if key in ("mIoU", "pAcc") and value is not None}
 
