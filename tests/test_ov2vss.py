@@ -176,8 +176,9 @@ def test_unknown_variant_and_untrained_model_fail_clearly(tmp_path, capsys):
     method.setup(["sky"], torch.device("cpu"))
     with pytest.raises(ValueError, match="no trained weights.*train --method ov2vss"):
         next(method.segment(synthetic_video()))
-    # `run` refuses it up front when named (test_readme checks that `--methods all` leaves it out).
-    assert cli.main(["run", "--methods", METHOD, "--datasets", "synthetic:unseen", "--output", str(tmp_path)]) == 2
+    # `run` refuses it up front when named and no shipped checkpoint fits (fusion-add does not ship).
+    assert cli.main(["run", "--methods", METHOD, "--datasets", "synthetic:unseen", "--output", str(tmp_path),
+                     "--opt", f"{METHOD}.variant=fusion-add"]) == 2
     assert "ov2vss needs trained weights: train ov2vss with `python -m benchmark train --method ov2vss`" in capsys.readouterr().err
 
 
