@@ -26,6 +26,10 @@ CLIP_BOUND_ALL, CLIP_BOUND_UNSEEN = 0.4, 0.7
 #: Toy SAM under the default thresholds on every 10th val frame: the share of frames with masks
 #: (random weights: 0; shipped 1.0) and of objects found with IoU >= 0.5 (shipped 0.61).
 SAM_BOUND_FRAMES, SAM_BOUND_RECALL = 0.9, 0.4
+#: How far (mIoU and pAcc points) a rebuilt checkpoint may score from the shipped one. On our 2-core
+#: machines the rebuild repeats the shipped numbers exactly; another CPU's float rounding can steer a
+#: from-scratch training elsewhere.
+REGEN_TOLERANCE = 5.0
 
 
 def test_weights_ship_small_and_load_with_weights_only():
@@ -96,10 +100,10 @@ def test_degraded_frames_are_where_single_frames_fail():
 @pytest.mark.slow
 def test_regenerating_a_checkpoint_from_scratch_matches_the_shipped_one(tmp_path):
     """The trained image-only cost volume, rebuilt by the regeneration command (the shipped toy CLIP
-    copied, as `--only` does), scores within a stated tolerance of the shipped checkpoint."""
+    copied, as `--only` does), scores within REGEN_TOLERANCE of the shipped checkpoint."""
     assert regenerate.main(["--only", "clip-cost-volume", "--out", str(tmp_path)]) == 0
     rebuilt = json.loads((tmp_path / shipped.MANIFEST).read_text())["clip-cost-volume.pt"]["metrics"]
     original = shipped.manifest()["clip-cost-volume.pt"]["metrics"]
     for key, value in original.items():
-        assert rebuilt[key] == pytest.approx(value, abs=5.0), key
+        assert rebuilt[key] == pytest.approx(value, abs=REGEN_TOLERANCE), key
     assert pathlib.Path(tmp_path / shipped.CLIP).read_bytes() == shipped.path(shipped.CLIP).read_bytes()
