@@ -88,7 +88,7 @@ def test_ov2vss_beats_its_no_temporal_baseline_on_degraded_frames():
     assert temporal > single + 1.0, scores
 
 
-def test_degraded_frames_are_where_single_frames_fail():
+def test_the_degraded_frames_are_listed_and_annotated():
     root = synthetic.ensure()
     listed = synthetic.degraded_frames(root)
     video = next(name for name in listed if name.startswith("val"))

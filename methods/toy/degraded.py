@@ -9,6 +9,7 @@ shipped weights, on the degraded and on the clean frames of one evaluation.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -51,8 +52,6 @@ def split_scores(methods: Mapping[str, Method], setting: str = "unseen",
 
 def shipped_pair() -> dict[str, Method]:
     """OV2VSS and its no-temporal baseline, each with its shipped checkpoint."""
-    import pathlib
-
     from benchmark import plan, registry
 
     pair = {}

@@ -73,7 +73,7 @@ def regenerate(out: pathlib.Path, only: list[str] | None = None, seed: int = 0) 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     source = shipped.folder().resolve()
-    manifest = dict(shipped.manifest()) if source != out else dict(_read_manifest(out))
+    manifest = shipped.manifest()  # the entries of what --only leaves out (the same file when source is out)
     for artifact in ARTIFACTS:
         name = file_of(artifact)
         if artifact not in only and source != out:
@@ -114,11 +114,6 @@ def _build(artifact: str, target: pathlib.Path, seed: int, builders) -> dict[str
                        "threads": torch.get_num_threads()})
     log.info("%s: %s in %.0f s", artifact, entry["metrics"], entry["seconds"])
     return entry
-
-
-def _read_manifest(folder: pathlib.Path) -> dict[str, Any]:
-    file = folder / shipped.MANIFEST
-    return json.loads(file.read_text()) if file.is_file() else {}
 
 
 def _build_clip(target: pathlib.Path, seed: int) -> dict[str, Any]:

@@ -54,11 +54,10 @@ def checkpoint_for(method: str, options: dict[str, Any], defaults: dict[str, Any
         return None  # real CLIP weights were found: the toy-trained head would read foreign cost volumes
     skip = {"clip_model", "clip_pretrained", *inference_options}
     for filename, entry in sorted(manifest().items()):
-        if entry.get("method") != method or path(filename) is None:
+        file = path(filename) if entry.get("method") == method else None
+        if file is None or any(options.get(key) != value for key, value in entry.get("identity", {}).items()):
             continue
-        identity, trained = entry.get("identity", {}), entry["options"]
-        if any(options.get(key) != value for key, value in identity.items()):
-            continue
+        trained = entry["options"]
         if all(key in skip or value == defaults.get(key) or trained.get(key) == value for key, value in options.items()):
-            return str(path(filename))
+            return str(file)
     return None
