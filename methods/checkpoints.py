@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import pathlib
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +21,9 @@ import torch
 RANDOM = ("random", "none", "")
 
 
-def read(path: str | os.PathLike, expected: str) -> Any:
-    """The object stored in `path`; `expected` says what the file should be (used in errors)."""
+def read(path: str | os.PathLike, expected: str, mmap: bool = False) -> Any:
+    """The object stored in `path`; `expected` says what the file should be (used in errors). With
+    `mmap`, tensors stay in the file until read (a large checkpoint costs no copy)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; expected {expected}")
@@ -30,10 +32,28 @@ def read(path: str | os.PathLike, expected: str) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and _is_zip(path))
+    except pickle.UnpicklingError as error:
+        # weights_only names the class or function a pickle wanted to call; anything else is damage
+        found = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line]
+        if found:
+            raise ValueError(f"refusing checkpoint {path}: it holds Python objects other than tensors and plain "
+                             f"containers ({found[0][:200]}), and loading them could run code from the file; "
+                             f"expected {expected}. Re-save the weights alone (a state dict).") from error
+        raise _unreadable(path, expected, error) from error
     except Exception as error:  # torch and safetensors raise several types for a truncated or foreign file
-        raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
-                         f"{expected}; the file is corrupt, truncated or of another kind") from error
+        raise _unreadable(path, expected, error) from error
+
+
+def _unreadable(path: pathlib.Path, expected: str, error: Exception) -> ValueError:
+    return ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {str(error)[:300]}); expected "
+                      f"{expected}; the file is corrupt, truncated or of another kind")
+
+
+def _is_zip(path: pathlib.Path) -> bool:
+    """torch.save's default format (a zip archive), the only one torch.load can memory-map."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
 
 
 @functools.lru_cache(maxsize=16)

@@ -298,6 +298,41 @@ def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto"
     return loaded
 
 
+def clip_from_openai_state_dict(state: dict[str, torch.Tensor], weights: str,
+                                device: torch.device | str = "cpu") -> DenseClip:
+    """A frozen DenseClip from a ViT CLIP state dict in OpenAI's layout (as stored inside other
+    checkpoints), architecture read off the tensors' shapes, values kept in float32 as stored
+    (open_clip's own builder would round them to float16). `weights` says where they came from."""
+    import open_clip
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    state = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    if "visual.proj" not in state:
+        raise ValueError(f"CLIP weights {weights} are not a ViT CLIP in OpenAI's layout (no visual.proj)")
+    patch = state["visual.conv1.weight"].shape[-1]
+    layers = sum(1 for k in state if k.startswith("visual.") and k.endswith(".attn.in_proj_weight"))
+    vision = CLIPVisionCfg(layers=layers,
+                           width=state["visual.conv1.weight"].shape[0], patch_size=patch,
+                           image_size=patch * math.isqrt(state["visual.positional_embedding"].shape[0] - 1))
+    width = state["ln_final.weight"].shape[0]
+    text = CLIPTextCfg(context_length=state["positional_embedding"].shape[0],
+                       vocab_size=state["token_embedding.weight"].shape[0], width=width, heads=width // 64,
+                       layers=len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks")}))
+    model = CLIP(state["text_projection"].shape[1], vision_cfg=vision, text_cfg=text, quick_gelu=True)
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as error:  # a missing, extra or mis-shaped tensor
+        raise ValueError(f"CLIP weights {weights} do not make a CLIP in OpenAI's layout: {str(error)[:400]}") from error
+    model.eval().requires_grad_(False).to(device)
+    register_configs()
+    paper = open_clip.get_model_config(PAPER_MODEL)
+    name = PAPER_MODEL if (vision.width, vision.layers, vision.patch_size, width) == (
+        paper["vision_cfg"]["width"], paper["vision_cfg"]["layers"], paper["vision_cfg"]["patch_size"],
+        paper["text_cfg"]["width"]) else f"openai-layout-vit-{vision.width}-{vision.layers}-p{patch}"
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text.context_length)
+    return DenseClip(model, tokenizer, name, weights, torch.device(device), amp=False)
+
+
 @contextlib.contextmanager
 def _quiet_root_logger():
     root = logging.getLogger()
