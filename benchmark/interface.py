@@ -108,11 +108,18 @@ class TableLabel(NamedTuple):
     """How the tables name a method's cell: the paper's Method and Backbone columns. A cell whose
     label equals a row of a published table is shown beside it with the difference; `stand_in` marks
     a scaled-down model in place of that backbone (the tiny test models): still put beside the
-    paper's row, with a note that the difference is not comparable."""
+    paper's row, with a note that the difference is not comparable. `reproduces` names the published
+    Method a differently named row reproduces (e.g. "OV2VSS (authors' code)" under "OV2VSS")."""
 
     method: str
     backbone: str = "-"
     stand_in: bool = False
+    reproduces: str | None = None
+
+    @property
+    def row(self) -> tuple[str, str]:
+        """The (Method, Backbone) of the published row this cell sits under."""
+        return self.reproduces or self.method, self.backbone
 
 
 class Method(abc.ABC):
@@ -165,6 +172,14 @@ class Method(abc.ABC):
         a paper would, e.g. TableLabel("OV2VSS", "ViT-B2")."""
         return TableLabel(cls.name)
 
+    @classmethod
+    def reference_check(cls, folder: pathlib.Path, **choices: Any):
+        """How `python -m benchmark verify NAME --fixture DIR` checks this method against outputs its
+        reference code recorded in `folder`: an object with `prepare(workdir) -> benchmark.verify.
+        ReferenceRun` and `compare(record_dir) -> benchmark.verify.Comparison`. Raise
+        `benchmark.verify.FixtureError` for a malformed folder."""
+        raise ValueError(f"method {cls.name} has no reference fixture format to verify against")
+
     def count(self, event: str, amount: int = 1) -> None:
         """Add to a tally of `event` (e.g. frames on which a fallback was used). The runner collects
         the tallies after each video and reports their sums in the cell's result under
@@ -201,11 +216,21 @@ class TrainableMethod(Method):
     `load(checkpoint)` before `setup` when given `--checkpoint NAME=PATH`.
     """
 
+    #: False for a method that only loads weights it is given (a released checkpoint): `train` and
+    #: `run --train` leave it alone, and `run` asks for `--checkpoint`.
+    trains: ClassVar[bool] = True
+
     @classmethod
     def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
         """Whether the method, with these options, only runs with trained weights (`--checkpoint`):
         `run --methods all` leaves such a method out, and naming it without weights is an input error."""
         return False
+
+    @classmethod
+    def check_checkpoint(cls, path: pathlib.Path, options: dict[str, Any]) -> None:
+        """Raise ValueError (naming the file and what is wrong) when `path` cannot be weights for
+        these options. `run` calls it for every --checkpoint before any cell starts, so a wrong file
+        is an input error; the default checks nothing (`load` reports problems in the cell)."""
 
     @classmethod
     def default_checkpoint(cls, options: dict[str, Any]) -> str | None:

@@ -32,6 +32,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                  "SAM + CLIP: SAM's automatic masks, each region named by CLIP; training-free"),
     "ov2vss": ("methods.ov2vss.method:OV2VSS",
                "OV2VSS: CLIP cost volume with spatial-temporal fusion, random frame enhancement, video text encoding"),
+    "ov2vss-authors": ("methods.ov2vss_authors.method:OV2VSSAuthors",
+                       "OV2VSS as the authors' released code computes it, from their checkpoint (test time)"),
 }
 
 _registered: dict[str, type[Method]] = {}

@@ -1,0 +1,197 @@
+"""`ov2vss-authors`: OV2VSS as the authors' released code computes it at test time, from their
+checkpoint (`--checkpoint ov2vss-authors=100000.pth`).
+
+Each target frame t is read with the clip their test builds (`clips.py`), through their input
+pipeline (`preprocess.py`), model (`model.py`) and output geometry. Their head recomputes all five
+frames of every clip; here each frame is encoded once and kept while a later target may read it,
+and the far frame's memory is computed once per video (`streaming=false` re-encodes every clip
+frame, t-3 included, as their test does: the same outputs, for checking and timing).
+
+Vocabulary: their test names the 44 raw unseen VSPW classes plus "background", and so does our
+`official` protocol, whose scoring puts a background prediction in the last class's bin as theirs
+does. Given a vocabulary without "background" (the `intended` protocol, another dataset), the method
+adds it, as their model always has it, and reports a background pixel as ABSTAIN: "none of the
+named classes", a miss for the pixel's class and no class's false positive (`background=none`
+drops it instead).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.interface import ABSTAIN, TableLabel, TrainableMethod, Video
+from methods.ov2vss_authors import clips, preprocess
+
+BACKGROUND = "background"
+BACKGROUND_MODES = ("abstain", "none")
+#: Every `RECORD_STRIDE`-th row and column of the final probabilities is recorded (their fixture's grid).
+RECORD_STRIDE = 16
+
+
+class OV2VSSAuthors(TrainableMethod):
+    """OV2VSS as the authors' code runs it (their checkpoint; quirks kept, see README)."""
+
+    name = "ov2vss-authors"
+    video = True
+    trains = False  # training as their code trains is not built yet: it loads their checkpoint
+
+    def __init__(self, clip_pretrained: str = "checkpoint", text_features: str | None = None,
+                 background: str = "abstain", streaming: bool = True, record: str | None = None):
+        super().__init__()
+        if background not in BACKGROUND_MODES:
+            raise ValueError(f"ov2vss-authors background={background!r}: choose one of {', '.join(BACKGROUND_MODES)}")
+        self.clip_pretrained, self.text_features_path = str(clip_pretrained), text_features
+        self.background, self.streaming, self.record = background, bool(streaming), record
+        self.model = self.checkpoint = self.clip = None
+        self.encoder_passes = 0
+
+    @classmethod
+    def needs_checkpoint(cls, options: dict[str, Any]) -> bool:
+        return True
+
+    @classmethod
+    def check_checkpoint(cls, path: pathlib.Path, options: dict[str, Any]) -> None:
+        from methods.ov2vss_authors import checkpoint
+
+        checkpoint.read(path)  # memory-mapped: the structure, keys and shapes, not the values
+
+    @classmethod
+    def reference_check(cls, folder: pathlib.Path, text: str = "encode"):
+        """A folder made by running the authors' code on rule-made weights (`reference.py`)."""
+        from methods.ov2vss_authors.reference import AuthorsFixture
+
+        return AuthorsFixture(folder, text)
+
+    @classmethod
+    def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
+        config = (loaded.get("checkpoint") or {}).get("model_config") or {}
+        stand_in = bool(config) and config.get("embed_dim", 768) != 768
+        return TableLabel("OV2VSS (authors' code)", "ViT-B2", stand_in, reproduces="OV2VSS")
+
+    # -- weights ---------------------------------------------------------------------------------
+
+    def load(self, checkpoint: pathlib.Path) -> None:
+        from methods import clip as clip_module
+        from methods.ov2vss_authors import checkpoint as reader
+        from methods.ov2vss_authors.model import AuthorsModel
+
+        stored = reader.read(checkpoint)
+        model = AuthorsModel(stored.config)
+        model.load_state_dict(stored.model)
+        self.model = model.eval().requires_grad_(False)
+        self.checkpoint = {**stored.summary(), "model_config": stored.config.to_dict()}  # the file's tensors let go
+        if self.clip_pretrained == "checkpoint":
+            self.clip = clip_module.clip_from_openai_state_dict(stored.clip, f"{checkpoint}:{reader.CLIP_PREFIX}*")
+
+    def fit(self, train, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
+        raise ValueError("ov2vss-authors cannot be trained yet: load the authors' released checkpoint with "
+                         "--checkpoint ov2vss-authors=PATH/100000.pth")
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def setup(self, vocabulary: list[str], device: torch.device) -> None:
+        from methods import clip as clip_module
+        from methods.ov2vss_authors import text
+
+        if self.model is None:
+            raise ValueError("ov2vss-authors has no weights: pass the authors' checkpoint with "
+                             "--checkpoint ov2vss-authors=PATH/100000.pth")
+        if self.clip is None:  # a CLIP file given instead of the one inside the checkpoint
+            self.clip = clip_module.load_clip(clip_module.PAPER_MODEL, self.clip_pretrained, device, amp=False)
+        self.device = device
+        self.model.to(device)
+        self.clip.model.to(device)
+        self.clip.device = device
+        self.names = list(vocabulary)
+        self.abstain_label = None
+        if BACKGROUND not in self.names and self.background == "abstain":
+            self.abstain_label = len(self.names)
+            self.names.append(BACKGROUND)
+        config = self.model.config
+        if self.text_features_path:
+            features = text.read_text_features(self.text_features_path, self.names, config.templates, config.text_dim)
+        else:
+            features = text.text_features(self.clip, self.names)
+        if features.shape[1:] != (config.templates, config.text_dim):
+            raise ValueError(f"the text features have {features.shape[1]} templates of width {features.shape[2]}, "
+                             f"but the checkpoint's model reads {config.templates} of width {config.text_dim}")
+        self.text = features.to(device)
+
+    def segment(self, video: Video) -> Iterator[torch.Tensor]:
+        model = self._model()
+        length = len(video)
+        encoded: dict[int, Any] = {}
+        memories: dict[int, Any] = {}
+        for t in video.annotated:
+            clip = clips.clip_for(t, length)
+            if not self.streaming:  # their test: every frame of the clip again, t-3 and an unused far frame too
+                encoded.clear()
+                memories.clear()
+                for i in clip.frames:
+                    encoded[i] = self._encode(video.frame(i))
+            for i in [t] if clip.image_only else [clip.far, clip.steps[0], clip.steps[1], t]:
+                if i not in encoded:
+                    encoded[i] = self._encode(video.frame(i))
+            with torch.no_grad():
+                if clip.image_only:
+                    logits = model.predict_image_only(encoded[t], self.text)
+                else:
+                    if clip.far not in memories:
+                        memories[clip.far] = model.far_memory(encoded[clip.far])
+                    logits = model.predict(encoded[t], memories[clip.far], encoded[clip.steps[0]],
+                                           encoded[clip.steps[1]], self.text)
+                frame_hw = tuple(video.frame(t).shape[-2:])
+                probabilities = preprocess.probabilities(logits, encoded[t].input_hw, frame_hw,
+                                                         model.config.head_resize)
+                labels = probabilities.argmax(dim=0)
+            if self.record:
+                self._record(video, t, clip, logits, probabilities, labels)
+            if self.abstain_label is not None:
+                labels[labels == self.abstain_label] = ABSTAIN
+            yield labels.cpu()
+            # Later targets read frames from t - 8 on, and the first and last frames (far, fixed lists).
+            for i in [i for i in encoded if i < t - 8 and i not in (0, length - 1)]:
+                del encoded[i]
+
+    def _model(self):
+        if self.model is None or getattr(self, "text", None) is None:
+            raise ValueError("ov2vss-authors: call load(checkpoint) and setup(vocabulary, device) before segment()")
+        return self.model
+
+    def _encode(self, frame: torch.Tensor):
+        self.encoder_passes += 1
+        image = preprocess.prepare(frame, self.model.config.input_scale).to(self.device)
+        with torch.no_grad():
+            return self.model.encode(image, self.clip)
+
+    def _record(self, video: Video, t: int, clip: clips.Clip, logits: torch.Tensor, probabilities: torch.Tensor,
+                labels: torch.Tensor) -> None:
+        """Their outputs for target t, for checking against their code: sigmoid maps, the final
+        probabilities at every 16th row and column, labels and the top-1 minus top-2 margin."""
+        top2 = probabilities.topk(2, dim=0).values
+        folder = pathlib.Path(self.record) / video.name
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"sigmoid": logits.float().sigmoid().cpu().numpy(),
+                  "probabilities": probabilities[:, ::RECORD_STRIDE, ::RECORD_STRIDE].cpu().numpy(),
+                  "labels": labels.cpu().numpy().astype(np.int16), "margin": (top2[0] - top2[1]).cpu().numpy(),
+                  "clip": np.asarray(clip.frames), "names": np.asarray(self.names)}
+        descriptor, temporary = tempfile.mkstemp(suffix=".npz", dir=folder)
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(temporary, folder / f"{video.frame_id(t)}.npz")
+
+    def provenance(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"clip": {"weights": self.clip.weights if self.clip else None,
+                                         "model": self.clip.name if self.clip else None},
+                                "text": self.text_features_path or "encoded (their zeroshot_classifier)",
+                                "background": self.background, "streaming": self.streaming}
+        if self.checkpoint is not None:
+            info["checkpoint"] = self.checkpoint
+        return info
