@@ -140,6 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="default %(default)s")
     ui.set_defaults(handler=cmd_ui)
 
+    verify = commands.add_parser(
+        "verify", help="check a method against outputs its reference code recorded (a fixture folder)",
+        description="Run the method through the runner on a reference folder (e.g. made by the authors' code on "
+                    "rule-made weights) and compare its outputs frame by frame within the folder's tolerances. "
+                    "Exit status 0: all frames within; 1: some are not (named); 2: a malformed folder.")
+    verify.add_argument("method", help="the method the folder checks, e.g. ov2vss-authors")
+    verify.add_argument("--fixture", type=pathlib.Path, required=True, help="the reference folder")
+    verify.add_argument("--fixture-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="a choice of the method's check, e.g. text=stored (ov2vss-authors: use the folder's "
+                             "text features instead of encoding the prompts) (repeatable)")
+    verify.add_argument("--work", type=pathlib.Path, default=None,
+                        help="keep the rule-made checkpoint, the dataset folder and the run here (default: a "
+                             "temporary folder, deleted)")
+    verify.add_argument("--device", default="cpu",
+                        help="where the method runs (default %(default)s: the reference tolerances come from CPU runs)")
+    verify.add_argument("--plugin", action="append", default=[], help="a .py file or module that defines methods")
+    verify.set_defaults(handler=cmd_verify)
+
     data = commands.add_parser("data", help="inspect a dataset copy")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser(
@@ -171,7 +189,7 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, profiles
+    from benchmark import executors, plan, profiles, registry
     from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
@@ -206,19 +224,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--shards {args.shards}: give 1 or more jobs per cell")
     options = plan.parse_assignments(args.opt, "--opt")
     if args.suite:
-        if args.datasets != "all" or checkpoints:
-            raise UsageError(f"--suite {args.suite} picks the dataset settings and trains its own configurations: "
-                             "drop --datasets and --checkpoint, add --train (or run rows one by one without --suite)")
+        if args.datasets != "all":
+            raise UsageError(f"--suite {args.suite} picks the dataset settings: drop --datasets (or run rows one by "
+                             "one without --suite)")
         cells, notes = plan.build_suite(args.suite, None if args.methods == "all" else methods, args.protocol,
-                                        options, dataset_options, args.data_root, args.seed, args.vc_rule)
+                                        options, dataset_options, args.data_root, args.seed, args.vc_rule,
+                                        checkpoints)
     else:
         datasets, note = plan.expand_datasets(args.datasets, args.data_root, dataset_options)
         notes = [note] if note else []
         cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
                            args.vc_rule)
+    plan.check_checkpoints(cells)
     for note in notes:
         print(note)
     untrained = plan.untrained(cells)
+    given_only = [cell for cell in untrained if not registry.get(cell.method).trains]
+    if given_only:  # no training can give these weights: only --checkpoint can
+        names = list(dict.fromkeys(cell.method for cell in given_only))
+        how = "; ".join(f"pass --checkpoint {m}=PATH" for m in names)
+        if args.methods != "all":
+            raise UsageError(f"{', '.join(names)} needs weights it cannot train here: {how}")
+        print(f"left out (needs weights given with --checkpoint): {', '.join(names)}; {how}")
+        cells = [cell for cell in cells if cell not in given_only]
+        untrained = [cell for cell in untrained if cell not in given_only]
     if untrained and not args.train:  # --train means: train what was given no weights, shipped ones aside
         cells, untrained = plan.with_default_weights(cells)
         for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):
@@ -303,6 +332,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cls = registry.get(args.method)
     if not issubclass(cls, TrainableMethod):
         raise UsageError(f"method {args.method} is not trainable (not a TrainableMethod); it runs as it is")
+    if not cls.trains:
+        raise UsageError(f"method {args.method} cannot be trained here; it loads weights it is given: "
+                         f"run it with --checkpoint {args.method}=PATH")
     options = plan.parse_assignments(args.opt, "--opt")
     dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
     name, setting = catalog.parse(args.dataset)
@@ -404,6 +436,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print(f"no mlflow store at {database} yet: the UI creates an empty one, which `run` then logs into")
     print(f"mlflow UI for {uri}: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     return tracking.serve_ui(uri, args.host, args.port)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark import verify
+
+    load_plugins(args.plugin)
+    choices = {}
+    for item in args.fixture_opt:
+        key, eq, value = item.partition("=")
+        if not (eq and key):
+            raise UsageError(f"--fixture-opt {item!r}: expected KEY=VALUE, e.g. text=stored")
+        choices[key] = value
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    comparison, _ = verify.verify(args.method, args.fixture, args.work, args.device, **choices)
+    print(verify.format_comparison(comparison))
+    return 1 if comparison.failed else 0
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pathlib
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -109,11 +110,13 @@ def _cells(configs: list[tuple[str, dict[str, Any], list[tuple[str, str]]]], pro
 @dataclass(frozen=True)
 class SuiteRow:
     """One configuration a paper table needs: the paper's options, and the tiny models that stand in
-    for them when the table runs on the synthetic data (so it runs on a laptop)."""
+    for them when the table runs on the synthetic data (so it runs on a laptop). A row that
+    `needs_weights` runs only when `--checkpoint` gives them (a released checkpoint, not trainable here)."""
 
     method: str
     options: dict[str, Any]
     stand_in: dict[str, Any]
+    needs_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,11 @@ def _suites() -> dict[str, tuple[SuitePart, ...]]:
         SuiteRow("clip-cost-volume", {"variant": "trained", "backbone": "sam-vit-b"},
                  {"variant": "trained", "backbone": "sam-vit-tiny"}),
         SuiteRow("clip-cost-volume", {"variant": "training-free"}, {"variant": "training-free"}),
+        SuiteRow("ov2vss-authors", {}, {}, needs_weights=True),
     )
     ablations = tuple(  # Table III: each variant once (several rows name the full model)
         SuiteRow("ov2vss", {"variant": v, "backbone": "sam-vit-b"}, {"variant": v, "backbone": "sam-vit-tiny"})
-        for v in dict.fromkeys(variant for *_, variant in TABLE_III))
+        for v in dict.fromkeys(variant for *_, variant in TABLE_III)) + (methods[-1],)
     suites = {"table1": (SuitePart("vspw:unseen", "synthetic:unseen", methods),),
               "table2": (SuitePart("cityscapes:all", "synthetic:all", methods),),
               "table3": (SuitePart("vspw:unseen", "synthetic:unseen", ablations),)}
@@ -152,14 +156,19 @@ SUITE_NAMES = ("table1", "table2", "table3", "paper")
 def build_suite(name: str, methods: list[str] | None = None, protocol: str = "intended",
                 options: dict[str, dict[str, Any]] | None = None,
                 dataset_options: dict[str, dict[str, Any]] | None = None, data_root=None, seed: int = 0,
-                vc_rule: str = "vspw") -> tuple[list[Cell], list[str]]:
+                vc_rule: str = "vspw", checkpoints: dict[str, str] | None = None) -> tuple[list[Cell], list[str]]:
     """The cells a paper table needs (restricted to `methods` when given), and notes on stand-ins.
 
     `options` fill in what the suite leaves open (weights, training recipe); a key the suite sets per
-    row (e.g. ov2vss.backbone) cannot be given too."""
-    options, dataset_options = options or {}, dataset_options or {}
+    row (e.g. ov2vss.backbone) cannot be given too. `checkpoints` give the rows that need weights theirs."""
+    options, dataset_options, checkpoints = options or {}, dataset_options or {}, checkpoints or {}
     if name not in SUITE_NAMES:
         raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_NAMES)}")
+    given = {row.method for part in _suites()[name] for row in part.rows if row.needs_weights}
+    stray = sorted(set(checkpoints) - given)
+    if stray:
+        raise ValueError(f"--suite {name} trains its own configurations of {', '.join(stray)}: drop their "
+                         f"--checkpoint (it gives weights only to {', '.join(sorted(given)) or 'no method'})")
     configs, notes, names = [], [], set()
     for part in _suites()[name]:
         dataset, setting = part.setting.split(":")
@@ -169,6 +178,10 @@ def build_suite(name: str, methods: list[str] | None = None, protocol: str = "in
             notes += [note] if note not in notes else []
         for row in part.rows:
             if methods is not None and row.method not in methods:
+                continue
+            if row.needs_weights and row.method not in checkpoints:
+                note = f"{row.method} rows left out: they need weights (--checkpoint {row.method}=FILE)"
+                notes += [note] if note not in notes else []
                 continue
             fixed = row.options if found else row.stand_in
             clash = sorted(set(options.get(row.method, {})) & set(fixed))
@@ -182,7 +195,7 @@ def build_suite(name: str, methods: list[str] | None = None, protocol: str = "in
     if not configs:
         raise ValueError(f"--suite {name} has no rows for --methods {','.join(methods or [])}")
     _check_named(options, {}, dataset_options, sorted(names), [d for *_, targets in configs for d in targets])
-    return _cells(configs, protocol, dataset_options, {}, seed, vc_rule), notes
+    return _cells(configs, protocol, dataset_options, checkpoints, seed, vc_rule), notes
 
 
 def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -196,6 +209,13 @@ def untrained(cells: list[Cell]) -> list[Cell]:
 
     return [cell for cell in cells if cell.checkpoint is None and cell.training is None
             and issubclass(cls := registry.get(cell.method), TrainableMethod) and cls.needs_checkpoint(cell.options)]
+
+
+def check_checkpoints(cells: list[Cell]) -> None:
+    """Let each method check the weights it was given (once per method and file), so a corrupt,
+    truncated or foreign file fails before any cell runs."""
+    for cell in {(c.method, c.checkpoint): c for c in cells if c.checkpoint}.values():
+        registry.get(cell.method).check_checkpoint(pathlib.Path(cell.checkpoint), cell.options)
 
 
 def with_default_weights(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:

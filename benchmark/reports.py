@@ -160,7 +160,7 @@ def comparison_table(paper: PaperTable, results: list[dict], labels: dict, proto
                      **{m: float(row[m]) for m in PAPER_METRICS}, "cell": ""})
         for result in chosen:
             label = labels[result["cell"]["id"]][1]
-            if (label.method, label.backbone) == (row["Method"], row["Backbone"]):
+            if label.row == (row["Method"], row["Backbone"]):
                 rows.append(_reproduced(result, labels, {m: float(row[m]) for m in PAPER_METRICS}))
                 placed.add(result["cell"]["id"])
     rows += [_reproduced(r, labels, None) for r in chosen if r["cell"]["id"] not in placed]
@@ -181,20 +181,28 @@ def ablation_table(paper: PaperTable, results: list[dict], labels: dict, protoco
     of the OV2VSS cells; rows naming the same variant (the full model) repeat its number."""
     from methods.ov2vss.variants import TABLE_III, variant_of
 
-    setting, chosen = _paper_cells(paper, [r for r in results if r["cell"]["method"] == "ov2vss"])
+    def full_model_elsewhere(result: dict) -> bool:  # another method's full OV2VSS (the authors' code)
+        label = labels[result["cell"]["id"]][1]
+        return result["cell"]["method"] != "ov2vss" and label.reproduces == "OV2VSS"
+
+    setting, chosen = _paper_cells(paper, [r for r in results if r["cell"]["method"] == "ov2vss"
+                                           or full_model_elsewhere(r)])
     if not chosen:
         return None
     by_column: dict[str, dict[str, dict]] = {}
-    notes = []
+    notes, kept = [], set()
     for result in sorted(chosen, key=lambda r: r["provenance"].get("end_time") or ""):
         label = labels[result["cell"]["id"]][1]
         column = label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else "")
         variant = variant_of(result["cell"]["options"])
+        if full_model_elsewhere(result):
+            column, variant = f"{label.method} {column}", "full"
+            kept.add(column)
         if variant in by_column.setdefault(column, {}):
             notes.append(f"{result['cell']['id']} repeats variant {variant} ({column}); the latest is shown")
         by_column[column][variant] = result
     # a backbone whose only cells are the full model (Tables I-II rows) ran no ablation: no column
-    by_column = {column: cells for column, cells in by_column.items() if set(cells) - {"full"}}
+    by_column = {column: cells for column, cells in by_column.items() if set(cells) - {"full"} or column in kept}
     if not by_column:
         return None
     reference = published(paper.published).set_index(["Group", "Setting"])
