@@ -18,6 +18,7 @@ import argparse
 import time
 
 import torch
+from segment_timing import timed_segment
 
 from benchmark import registry
 from benchmark.data import catalog, synthetic
@@ -76,12 +77,7 @@ def main() -> None:
             for streaming in (True, False):
                 method.streaming, method.encoder_passes = streaming, 0
                 video = Video(record.name, record.frames, record.annotated)
-                labels, seconds = [], []
-                started = time.perf_counter()
-                for label_map in method.segment(video):  # the time between maps is one target's cost
-                    labels.append(label_map)
-                    seconds.append(time.perf_counter() - started)
-                    started = time.perf_counter()
+                labels, seconds = timed_segment(method, video)
                 # Targets from frame 9 on have their whole clip: the cost of every frame of a long video.
                 steady = sum(seconds[max(method.recipe.offsets):]) / len(seconds[max(method.recipe.offsets):])
                 results[streaming] = (labels, method.encoder_passes / len(video), sum(seconds), steady)
