@@ -238,6 +238,16 @@ def test_a_ddp_prefixed_checkpoint_loads(tiny_checkpoint, tmp_path):
     assert checkpoint.read(prefixed).model.keys() == checkpoint.read(tiny_checkpoint).model.keys()
 
 
+def test_numpy_values_in_the_mmcv_meta_load(tiny_checkpoint, tmp_path):
+    """mmcv's meta may carry numpy scalars and arrays (a seed, a palette): data, not code."""
+    stored = torch.load(tiny_checkpoint, weights_only=True)
+    meta = {**stored["meta"], "seed": np.int64(7), "PALETTE": np.array([[0, 0, 0], [128, 64, 128]], np.uint8),
+            "lr": np.float32(3e-6)}
+    path = tmp_path / "numpy-meta.pth"
+    torch.save({**stored, "meta": meta}, path)
+    assert checkpoint.read(path).meta["seed"] == 7
+
+
 @needs_fixture
 def test_a_bare_full_size_state_dict_loads(verified, tmp_path):
     work, _ = verified

@@ -52,10 +52,24 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
+def _numpy_data() -> list:
+    """numpy scalars, dtypes and arrays, which mmcv's `meta` may hold (under numpy 1's module names
+    too): data, not code, so `weights_only` may rebuild them. Object arrays stay refused."""
+    import numpy as np
+    from numpy._core import multiarray
+
+    allowed = [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype,
+               (multiarray.scalar, "numpy.core.multiarray.scalar"),
+               (multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
+    return allowed + [type(np.dtype(code)) for code in ("?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2",
+                                                         "f4", "f8", "U", "S")]
+
+
 def read(path: str | pathlib.Path, mmap: bool = True) -> AuthorsCheckpoint:
     """Read and check a checkpoint; ValueError (naming the file and the tensor) when it does not fit."""
     path = pathlib.Path(path)
-    stored = checkpoints.read(path, EXPECTED, mmap=mmap)
+    with torch.serialization.safe_globals(_numpy_data()):
+        stored = checkpoints.read(path, EXPECTED, mmap=mmap)
     if isinstance(stored, Mapping) and isinstance(stored.get("state_dict"), Mapping):
         state, meta, kind = stored["state_dict"], stored.get("meta") or {}, "mmcv"
     elif isinstance(stored, Mapping) and stored and all(isinstance(v, torch.Tensor) for v in stored.values()):
