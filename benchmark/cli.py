@@ -189,7 +189,7 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, profiles, registry
+    from benchmark import executors, plan, profiles
     from benchmark.runner import RunContext, resolve_device
     from benchmark.store import RunStore
 
@@ -238,16 +238,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan.check_checkpoints(cells)
     for note in notes:
         print(note)
-    untrained = plan.untrained(cells)
-    given_only = [cell for cell in untrained if not registry.get(cell.method).trains]
-    if given_only:  # no training can give these weights: only --checkpoint can
+    given_only = plan.untrainable(cells)
+    if given_only:
         names = list(dict.fromkeys(cell.method for cell in given_only))
         how = "; ".join(f"pass --checkpoint {m}=PATH" for m in names)
         if args.methods != "all":
             raise UsageError(f"{', '.join(names)} needs weights it cannot train here: {how}")
         print(f"left out (needs weights given with --checkpoint): {', '.join(names)}; {how}")
         cells = [cell for cell in cells if cell not in given_only]
-        untrained = [cell for cell in untrained if cell not in given_only]
+    untrained = plan.untrained(cells)
     if untrained and not args.train:  # --train means: train what was given no weights, shipped ones aside
         cells, untrained = plan.with_default_weights(cells)
         for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):

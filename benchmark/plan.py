@@ -212,6 +212,11 @@ def untrained(cells: list[Cell]) -> list[Cell]:
             and issubclass(cls := registry.get(cell.method), TrainableMethod) and cls.needs_checkpoint(cell.options)]
 
 
+def untrainable(cells: list[Cell]) -> list[Cell]:
+    """The untrained cells whose method no training here can give weights (only --checkpoint can)."""
+    return [cell for cell in untrained(cells) if not registry.get(cell.method).trains]
+
+
 def check_checkpoints(cells: list[Cell]) -> None:
     """Let each method check the weights it was given (once per method and file), so a corrupt,
     truncated or foreign file fails before any cell runs."""

@@ -10,6 +10,7 @@ then prints the comparison per frame. Exit status: 0 all frames within tolerance
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import tempfile
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ def verify(method: str, fixture: pathlib.Path, workdir: pathlib.Path | None = No
     from benchmark.runner import RunContext, run_cell
 
     check = registry.get(method).reference_check(pathlib.Path(fixture), **choices)
-    with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
-        work = pathlib.Path(workdir or scratch)
+    kept = contextlib.nullcontext(str(workdir)) if workdir else None
+    with kept or tempfile.TemporaryDirectory(prefix="verify-") as folder:
+        work = pathlib.Path(folder)
         plan = check.prepare(work)
         name, setting = catalog.parse(plan.dataset)
         evaluation = catalog.open_evaluation(name, setting, plan.protocol, plan.data_root)

@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 import torch
-from segment_timing import timed_segment
+from segment_timing import compare, report, timed_segment
 
 from benchmark import registry
 from benchmark.data import catalog, synthetic
@@ -70,22 +70,15 @@ def main() -> None:
         np.save(folder / "text.npy", features.astype(np.float32))
         print(f"video: {args.frames} frames of 480x853, all targets; {len(vocabulary)} names; size {args.size}; "
               f"device {device}, {torch.get_num_threads()} threads")
-        results = {}
+        ways = {}
         for streaming in (True, False):
             method = registry.create("ov2vss-authors", streaming=streaming, text_features=str(folder / "text.npy"))
             method.load(path)
             method.setup(vocabulary, device)
-            video = Video(record.name, record.frames, list(range(len(record.frames))))
-            labels, seconds = timed_segment(method, video)
-            steady = seconds[9:] or seconds
-            results[streaming] = (labels, method.encoder_passes / len(video), sum(seconds), sum(steady) / len(steady))
-            print(f"  {'streamed ' if streaming else 'per clip '}: {results[streaming][1]:.2f} encoder passes per "
-                  f"frame, {sum(seconds):.1f} s in all, {results[streaming][3]:.2f} s per target with a full clip")
-        same = all(torch.equal(a, b) for a, b in zip(results[True][0], results[False][0]))
-        print(f"  per clip / streamed: {results[False][1] / results[True][1]:.2f}x encoder passes, "
-              f"{results[False][2] / results[True][2]:.2f}x wall time ({results[False][3] / results[True][3]:.2f}x per "
-              f"target with a full clip); label maps identical: {same}")
-
+            ways[streaming] = timed_segment(method, Video(record.name, record.frames, list(range(len(record.frames)))),
+                                            9)
+            report("streamed" if streaming else "per clip", ways[streaming])
+        compare("per clip", ways[False], ways[True])
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ import argparse
 import time
 
 import torch
-from segment_timing import timed_segment
+from segment_timing import compare, report, timed_segment
 
 from benchmark import registry
 from benchmark.data import catalog, synthetic
@@ -73,21 +73,14 @@ def main() -> None:
             counts = parameter_counts(method.model, method.clip.model)
             print(f"\n{config} / {options['backbone']} (setup {setup:.1f} s): parameters (M) "
                   + ", ".join(f"{k} {v:.2f}" for k, v in counts.items()))
-            results = {}
+            ways = {}
             for streaming in (True, False):
-                method.streaming, method.encoder_passes = streaming, 0
-                video = Video(record.name, record.frames, record.annotated)
-                labels, seconds = timed_segment(method, video)
+                method.streaming = streaming
                 # Targets from frame 9 on have their whole clip: the cost of every frame of a long video.
-                steady = sum(seconds[max(method.recipe.offsets):]) / len(seconds[max(method.recipe.offsets):])
-                results[streaming] = (labels, method.encoder_passes / len(video), sum(seconds), steady)
-                print(f"  {'streamed' if streaming else 'naive   '}: {results[streaming][1]:.2f} encoder passes per "
-                      f"frame, {sum(seconds):.1f} s in all, {steady:.2f} s per frame with a full clip")
-            same = all(torch.equal(a, b) for a, b in zip(results[True][0], results[False][0]))
-            print(f"  naive / streamed: {results[False][1] / results[True][1]:.2f}x encoder passes, "
-                  f"{results[False][2] / results[True][2]:.2f}x wall time ({results[False][3] / results[True][3]:.2f}x "
-                  f"per frame with a full clip); label maps identical: {same}")
-
+                ways[streaming] = timed_segment(method, Video(record.name, record.frames, record.annotated),
+                                                max(method.recipe.offsets))
+                report("streamed" if streaming else "naive", ways[streaming])
+            compare("naive", ways[False], ways[True])
 
 if __name__ == "__main__":
     main()

@@ -78,8 +78,9 @@ def test_input_pipeline_reproduces_their_resized_frames():
 @needs_fixture
 def test_weight_rule_reproduces_every_key_of_the_fixture():
     specs = reference.read_keys(FIXTURE / "keys.tsv")
-    state, wrong = reference.rule_state_dict(specs, fixture_json("weights_sha256.json")["salt"])
+    state, wrong, checksum = reference.rule_state_dict(specs, fixture_json("weights_sha256.json")["salt"])
     assert wrong == [] and len(state) == 1513
+    assert checksum == fixture_json("weights_sha256.json")["sha256_all_keys_except_R4"]
 
 
 @needs_fixture
@@ -87,7 +88,7 @@ def test_text_encoding_matches_their_zeroshot_classifier():
     """Three classes encoded with the rule-made CLIP against their text features (stored as float16:
     equal up to float16's rounding of each value)."""
     specs = [s for s in reference.read_keys(FIXTURE / "keys.tsv") if s.key.startswith(checkpoint.CLIP_PREFIX)]
-    state, _ = reference.rule_state_dict(specs, "")
+    state = reference.rule_state_dict(specs, "").state
     dense = clip_module.clip_from_openai_state_dict({k[len(checkpoint.CLIP_PREFIX):]: v for k, v in state.items()},
                                                     "rule-made")
     names = fixture_json("vocabulary.json")["names"]

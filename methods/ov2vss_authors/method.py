@@ -49,7 +49,7 @@ class OV2VSSAuthors(TrainableMethod):
             raise ValueError(f"ov2vss-authors background={background!r}: choose one of {', '.join(BACKGROUND_MODES)}")
         self.clip_pretrained, self.text_features_path = str(clip_pretrained), text_features
         self.background, self.streaming, self.record = background, bool(streaming), record
-        self.model = self.checkpoint = self.clip = None
+        self.model = self.checkpoint = self.clip = self.text = None
         self.encoder_passes = 0
 
     @classmethod
@@ -115,13 +115,14 @@ class OV2VSSAuthors(TrainableMethod):
             self.abstain_label = len(self.names)
             self.names.append(BACKGROUND)
         config = self.model.config
-        if self.text_features_path:
+        if self.text_features_path:  # checked against the vocabulary and the model as it is read
             features = text.read_text_features(self.text_features_path, self.names, config.templates, config.text_dim)
         else:
             features = text.text_features(self.clip, self.names)
-        if features.shape[1:] != (config.templates, config.text_dim):
-            raise ValueError(f"the text features have {features.shape[1]} templates of width {features.shape[2]}, "
-                             f"but the checkpoint's model reads {config.templates} of width {config.text_dim}")
+            if features.shape[1:] != (config.templates, config.text_dim):
+                raise ValueError(f"CLIP {self.clip.weights} gives {features.shape[1]} templates of width "
+                                 f"{features.shape[2]}, but the checkpoint's model reads {config.templates} of width "
+                                 f"{config.text_dim}")
         self.text = features.to(device)
 
     def segment(self, video: Video) -> Iterator[torch.Tensor]:
@@ -161,7 +162,7 @@ class OV2VSSAuthors(TrainableMethod):
                 del encoded[i]
 
     def _model(self):
-        if self.model is None or getattr(self, "text", None) is None:
+        if self.model is None or self.text is None:
             raise ValueError("ov2vss-authors: call load(checkpoint) and setup(vocabulary, device) before segment()")
         return self.model
 

@@ -20,6 +20,7 @@ import pathlib
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -88,20 +89,25 @@ def rule_tensor(spec: KeySpec, salt: str) -> torch.Tensor:
     return x.div(math.sqrt(math.prod(shape) // shape[0]))  # R10
 
 
-def tensor_sha256(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.to(torch.float32).contiguous().numpy().tobytes()).hexdigest()
+class RuleWeights(NamedTuple):
+    state: OrderedDict            # every key's rule-made tensor, in the table's order
+    wrong: list[str]              # keys whose sha256 differs from the table's (R4 excluded: it hashes
+                                  # their constructed values)
+    checksum: str                 # sha256 over all but R4's float32 bytes, as weights_sha256.json gives it
 
 
-def rule_state_dict(specs: list[KeySpec], salt: str) -> tuple[OrderedDict, list[str]]:
-    """Every key's rule-made tensor, in order; and the keys whose sha256 differs from the table's
-    (R4 excluded: the table hashes their constructed values)."""
-    state, wrong = OrderedDict(), []
+def rule_state_dict(specs: list[KeySpec], salt: str) -> RuleWeights:
+    """The rule-made weights, each key's bytes hashed once for its own sha256 and the overall one."""
+    state, wrong, overall = OrderedDict(), [], hashlib.sha256()
     for spec in specs:
         tensor = rule_tensor(spec, salt)
-        if spec.rule != "R4" and tensor_sha256(tensor) != spec.sha256:
-            wrong.append(spec.key)
+        if spec.rule != "R4":
+            data = tensor.to(torch.float32).contiguous().numpy()
+            overall.update(data)
+            if hashlib.sha256(data).hexdigest() != spec.sha256:
+                wrong.append(spec.key)
         state[spec.key] = tensor
-    return state, wrong
+    return RuleWeights(state, wrong, overall.hexdigest())
 
 
 def write_mmcv_checkpoint(state: dict[str, torch.Tensor], path: pathlib.Path, meta: dict | None = None) -> pathlib.Path:
@@ -112,7 +118,7 @@ def write_mmcv_checkpoint(state: dict[str, torch.Tensor], path: pathlib.Path, me
 
 
 def _sha(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(array)).hexdigest()
 
 
 def _load_json(path: pathlib.Path):
@@ -202,12 +208,8 @@ class AuthorsFixture:
         """Build the weights by the rule into an mmcv checkpoint and lay the video out as VSPW."""
         from PIL import Image
 
-        state, wrong = rule_state_dict(self.specs, self.salt)
-        digest = hashlib.sha256()
-        for spec in self.specs:
-            if spec.rule != "R4":
-                digest.update(state[spec.key].to(torch.float32).contiguous().numpy().tobytes())
-        if wrong or digest.hexdigest() != self.checksum:
+        state, wrong, checksum = rule_state_dict(self.specs, self.salt)
+        if wrong or checksum != self.checksum:
             raise FixtureError(f"{self.folder}: the weight rule does not reproduce the folder's checksums ("
                                f"{len(wrong)} keys differ, e.g. {wrong[:3]}); keys.tsv or weights_sha256.json "
                                "does not belong to this rule")
