@@ -246,3 +246,8 @@ class TrainableMethod(Method):
     @abc.abstractmethod
     def load(self, checkpoint: pathlib.Path) -> None:
         """Load trained weights (with `torch.load(..., weights_only=True)`)."""
+
+    def training_summary(self) -> dict[str, Any]:
+        """After `fit`: how much training it was (iterations, optimiser steps, accumulation), recorded
+        in the run's `trained.json` beside the checkpoint; empty by default."""
+        return {}

@@ -101,7 +101,7 @@ def run_training(training_data: dict[str, Any], context: TrainContext) -> str:
     method = registry.create(training.method, **training.options)
     method.setup(train_set.vocabulary, device)
     checkpoint = pathlib.Path(method.fit(train_set, train_set.vocabulary, folder)).resolve()
-    atomic_write_json(finished, {"checkpoint": str(checkpoint), "finished": now()})
+    atomic_write_json(finished, {"checkpoint": str(checkpoint), "finished": now(), **method.training_summary()})
     return str(checkpoint)
 
 

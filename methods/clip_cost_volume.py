@@ -101,15 +101,15 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
 
     # -- training --------------------------------------------------------------------------------
 
-    def _loss_fn(self, train) -> Callable[[int, int], torch.Tensor]:
+    def _loss_fn(self, train) -> Callable[[int], torch.Tensor]:
         from methods.ov2vss import training
 
         model, clip, text, device, config = self.model, self.clip, self.text, self.device, self.train_config
         frames = [(v, i) for v, record in enumerate(train.videos) for i in record.annotated]
         seed = torch.initial_seed()
 
-        def loss_fn(iteration: int, micro: int) -> torch.Tensor:
-            rng = training.sample_rng(seed, iteration, micro)
+        def loss_fn(iteration: int) -> torch.Tensor:
+            rng = training.sample_rng(seed, iteration, config.accumulate)
             video, index = frames[int(rng.integers(len(frames)))]
             target, held_out = train.labels(video, index)
             image, target = training.augment(train.frame(video, index), target, held_out, config, rng)

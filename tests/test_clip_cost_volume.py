@@ -66,11 +66,15 @@ def test_recipe_schedule_and_augmentation():
     held = np.zeros((20, 24), dtype=bool)
     held[:, :12] = True
     target[held] = IGNORE
-    quiet = training.TrainConfig(crop=32, scale_min=1, scale_max=1, flip=False, photometric=False)
+    quiet_options = {"crop": 32, "scale_min": 1, "scale_max": 1, "flip": False, "photometric": False}
+    quiet = training.TrainConfig(**quiet_options)
     crop, labels = training.augment(image, target, held, quiet, np.random.default_rng(0))
     assert crop.shape == (3, 32, 32) and labels.shape == (32, 32)
     assert (crop[:, :20, :12] == torch.tensor([124, 116, 104]).view(3, 1, 1)).all()  # held-out pixels blanked
     assert (crop[:, :20, 12:24] == 200).all() and (labels[20:] == IGNORE).all() and (labels[:, 24:] == IGNORE).all()
+    visible = training.TrainConfig.from_options({**quiet_options, "mask_unseen_input": False})  # as the authors' code
+    crop, labels = training.augment(image, target, held, visible, np.random.default_rng(0))
+    assert (crop[:, :20, :24] == 200).all() and (labels[:, :12] == IGNORE).all()
     again = training.augment(image, target, held, config, np.random.default_rng(3))
     torch.testing.assert_close(again[0], training.augment(image, target, held, config, np.random.default_rng(3))[0])
     with pytest.raises(ValueError, match="training option lr='fast': expected a float"):
@@ -99,7 +103,7 @@ def test_trained_variant_trains_resumes_exactly_and_evaluates_with_its_checkpoin
     assert log[0] == "iteration,loss,lr,seconds" and [row.split(",")[0] for row in log[1:]] == ["2", "4", "6"]
 
     # Interrupt a second run after its iteration-4 checkpoint, then run the same command again.
-    restore = interrupt_after(monkeypatch, training, "augment", 4 * SHORT["accumulate"])  # after the iteration-4 checkpoint
+    restore = interrupt_after(monkeypatch, training, "augment", 4)  # one sample per iteration: after the iteration-4 checkpoint
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 130
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["iteration"] == 4
     restore()
@@ -118,6 +122,9 @@ def test_trained_variant_trains_resumes_exactly_and_evaluates_with_its_checkpoin
     assert cell["status"] == "done"
     saved = cell["provenance"]["method"]["checkpoint"]
     assert saved["iterations"] == 6 and saved["train_set"].startswith("TrainingSet(synthetic:seen")
+    assert saved["train_config"]["mask_unseen_input"] is True  # the paper's text: unseen pixels blanked
+    assert saved["schedule"] == {"iterations": 6, "accumulate": 2, "optimizer_steps": 3, "samples": 6,
+                                 "iteration": training.ITERATION_MEANS}
     assert cell["provenance"]["method"]["model_config"]["backbone"] == "resnet-tiny"  # the checkpoint's, not the default
     warnings = cell["provenance"]["method"]["warnings"]
     assert len(warnings) == 1 and "random weights" in warnings[0]  # random CLIP is the same CLIP in every process

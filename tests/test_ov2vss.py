@@ -113,13 +113,13 @@ def test_training_steps_reduce_the_loss(tmp_path):
     torch.manual_seed(0)
     method.model = OV2VSSModel(ModelConfig.from_dict(method.model_options)).train()
     loss_fn = method._loss_fn(train)
-    samples = [(i, 0) for i in range(0, 30, 3)]
+    samples = list(range(0, 30, 3))
     with torch.no_grad():
-        before = np.mean([loss_fn(*s).item() for s in samples])
+        before = np.mean([loss_fn(s).item() for s in samples])
     method.fit(train, train.vocabulary, tmp_path / "train")
     method.model.train()
     with torch.no_grad():
-        after = np.mean([loss_fn(*s).item() for s in samples])
+        after = np.mean([loss_fn(s).item() for s in samples])
     # Random CLIP carries no class information, so the loss falls towards the class prior (16 seen
     # classes: 60 steps, not 30, to clear 5%), not towards zero; a model that did not learn would
     # score the same samples the same.
@@ -129,7 +129,7 @@ def test_training_steps_reduce_the_loss(tmp_path):
 def test_checkpoint_resumes_to_the_same_next_loss(tmp_path, monkeypatch):
     common = ["train", "--method", METHOD, "--dataset", "synthetic:seen", *opts(**TINY, **SHORT)]
     assert cli.main([*common, "--output", str(tmp_path / "straight")]) == 0
-    restore = interrupt_after(monkeypatch, training, "augment_clip", 4 * SHORT["accumulate"])  # after the iteration-4 checkpoint
+    restore = interrupt_after(monkeypatch, training, "augment_clip", 4)  # one sample per iteration: after the iteration-4 checkpoint
     assert cli.main([*common, "--output", str(tmp_path / "resumed")]) == 130
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["iteration"] == 4
     restore()

@@ -128,7 +128,7 @@ class OV2VSS(TrainableCostVolume):
     def _checkpoint_meta(self) -> dict[str, Any]:
         return {"variant": self.variant, "recipe": self.recipe.to_dict()}
 
-    def _loss_fn(self, train) -> Callable[[int, int], torch.Tensor]:
+    def _loss_fn(self, train) -> Callable[[int], torch.Tensor]:
         from methods.ov2vss import training
 
         model, clip, text, device = self.model, self.clip, self.text, self.device
@@ -139,8 +139,8 @@ class OV2VSS(TrainableCostVolume):
         def labels(video: int, index: int):
             return train.labels(video, index) if index in train.videos[video].masks else (None, None)
 
-        def loss_fn(iteration: int, micro: int) -> torch.Tensor:
-            rng = training.sample_rng(seed, iteration, micro)
+        def loss_fn(iteration: int) -> torch.Tensor:
+            rng = training.sample_rng(seed, iteration, config.accumulate)
             video, target = targets[int(rng.integers(len(targets)))]
             frames, distant = recipe.sample(target, len(train.videos[video].frames), rng, model.rfe is not None)
             # The target goes last into the augmentation: its labels choose the crop.

@@ -98,7 +98,8 @@ class TrainableCostVolume(TrainableMethod):
             info["model_config"] = options
             if self.checkpoint is not None:
                 info["checkpoint"] = {k: self.checkpoint.get(k) for k in
-                                      ("path", "iterations", "train_set", "clip_weights", "train_config", "recipe")
+                                      ("path", "iterations", "schedule", "train_set", "clip_weights", "train_config",
+                                       "recipe")
                                       if k in self.checkpoint}
                 trained_with = self.checkpoint.get("clip_weights")
                 if not self._trained_with_this_clip():
@@ -117,8 +118,8 @@ class TrainableCostVolume(TrainableMethod):
     # -- training --------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _loss_fn(self, train) -> Callable[[int, int], torch.Tensor]:
-        """(iteration, micro-step) -> the loss of one sample drawn from `train` (a TrainingSet)."""
+    def _loss_fn(self, train) -> Callable[[int], torch.Tensor]:
+        """iteration -> the loss of one sample drawn from `train` (a TrainingSet)."""
 
     def _checkpoint_meta(self) -> dict[str, Any]:
         """Extra facts a checkpoint records, beyond the architecture and the training data."""
@@ -146,20 +147,27 @@ class TrainableCostVolume(TrainableMethod):
                 "clip_weights": self.clip.weights, "clip_sha256": checkpoints.weights_sha256(self.clip.weights),
                 "backbone_pretrained": self.backbone_pretrained,
                 "train_set": repr(train), "seed": torch.initial_seed(), **self._checkpoint_meta()}
-        final = training.train(self.model, self.model.head_parameters(), self._loss_fn(train), self.train_config,
-                               pathlib.Path(run_dir), self.device, meta, self.amp)
+        groups = training.parameter_groups(self.model, self.model.head_parameters(), self.train_config)
+        final = training.train(self.model, groups, self._loss_fn(train), self.train_config, pathlib.Path(run_dir),
+                               self.device, lambda path: training.write_ovvss_checkpoint(
+                                   self.model, meta, self.train_config, path), self.amp)
         self.model.eval()
         return final
 
+    def training_summary(self) -> dict[str, Any]:
+        from methods.ov2vss import training
+
+        return {"schedule": training.schedule_record(self.train_config)}
+
     def load(self, checkpoint: pathlib.Path) -> None:
+        from methods.ov2vss import training
         from methods.ov2vss.model import ModelConfig, OV2VSSModel
-        from methods.ov2vss.training import load_checkpoint
 
         reason = self._trainable()
         if reason:
             raise ValueError(f"--checkpoint {checkpoint} given, but {reason}")
         expected = f"a {self.name} checkpoint (final.pt) written by `python -m benchmark train --method {self.name}`"
-        state = load_checkpoint(checkpoint, expected)
+        state = training.load_checkpoint(checkpoint, expected)
         if state.get("method") != self.name or "model_config" not in state:
             raise ValueError(f"checkpoint {checkpoint} belongs to method {state.get('method')!r}; expected {expected}")
         config = ModelConfig.from_dict(state["model_config"])
@@ -172,4 +180,5 @@ class TrainableCostVolume(TrainableMethod):
         except RuntimeError as error:
             raise ValueError(f"checkpoint {checkpoint} does not fit its own model config {config}: {error}") from error
         self.model, self.model_options = model.eval(), config.to_dict()
-        self.checkpoint = {"path": str(checkpoint), **{k: v for k, v in state.items() if k != "model"}}
+        self.checkpoint = {"path": str(checkpoint), **{k: v for k, v in state.items() if k != "model"},
+                           "schedule": training.schedule_of(state)}

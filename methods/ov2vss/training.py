@@ -2,12 +2,16 @@
 
 AdamW (lr 3e-6, betas 0.9/0.999, weight decay 0.01, everything but the backbone at 10x), a linear
 warm-up over 1500 iterations then poly decay (power 0.9) to 100k iterations, gradients accumulated
-over 4 samples; training crops: random rescale 0.5-2x, 480x480 crop with at most 75% of one class,
+over 4 iterations; training crops: random rescale 0.5-2x, 480x480 crop with at most 75% of one class,
 horizontal flip, photometric distortion; only seen classes supervised, and held-out (unseen) pixels
-blanked in the input. Every value is a field of `TrainConfig`.
+blanked in the input (`mask_unseen_input`, as the paper's text says; the authors' code does not).
+Every value is a field of `TrainConfig`.
 
-Samples are drawn from a generator seeded by (seed, iteration, micro-step), so a resumed run draws
-exactly what an uninterrupted one would; `last.pt` holds everything else (weights, optimiser, RNG).
+An iteration is one sample, as mmcv's IterBasedRunner counts them in the authors' config: 100k
+iterations with accumulation over 4 are 25k optimiser steps (`train`).
+
+Samples are drawn from a generator seeded by (seed, iteration), so a resumed run draws exactly what
+an uninterrupted one would; `last.pt` holds everything else (weights, optimiser, RNG).
 """
 
 from __future__ import annotations
@@ -59,20 +63,34 @@ class TrainConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TrainConfig:
-        defaults = asdict(cls())
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise TypeError(f"unknown training options {unknown}; known: {sorted(defaults)}")
-        config = cls(**{key: _coerce(key, value, type(defaults[key])) for key, value in options.items()})
+        config = config_from_options(cls, options)
         if config.iterations < 1 or config.accumulate < 1 or config.crop < 16:
             raise ValueError(f"training options iterations={config.iterations}, accumulate={config.accumulate}, "
                              f"crop={config.crop}: need iterations >= 1, accumulate >= 1, crop >= 16")
+        check_schedule(config)
         if not 0 < config.scale_min <= config.scale_max:
             raise ValueError(f"training scale range {config.scale_min}..{config.scale_max} is empty")
         return config
 
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
+def config_from_options(cls, options: dict[str, Any]):
+    """A recipe dataclass from method options: unknown keys refused, values coerced to each field's type."""
+    defaults = asdict(cls())
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"unknown training options {unknown}; known: {sorted(defaults)}")
+    return cls(**{key: coerce(key, value, type(defaults[key])) for key, value in options.items()})
+
+
+def check_schedule(config) -> None:
+    """Training states are saved at optimiser steps, so checkpoint_every counts whole steps."""
+    if config.checkpoint_every < 1 or config.checkpoint_every % config.accumulate:
+        raise ValueError(f"training options checkpoint_every={config.checkpoint_every}, accumulate={config.accumulate}: "
+                         "checkpoint_every counts iterations and must be a multiple of accumulate (a state is "
+                         "saved after an optimiser step)")
+
+
+def coerce(key: str, value: Any, kind: type) -> Any:
     """Option values from the command line as the field's type ('1e-3' is a string to YAML)."""
     try:
         if kind is bool:
@@ -93,10 +111,6 @@ def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
     if iteration < config.warmup:
         return poly * (1 - (1 - iteration / config.warmup) * (1 - config.warmup_ratio))
     return poly
-
-
-def sample_rng(seed: int, iteration: int, micro: int) -> np.random.Generator:
-    return np.random.default_rng([seed, iteration, micro])
 
 
 def augment(image: torch.Tensor, target: np.ndarray, held_out: np.ndarray, config: TrainConfig,
@@ -188,59 +202,110 @@ def photometric_distortion(rng: np.random.Generator) -> Callable[[torch.Tensor],
     return apply
 
 
-#: One micro-step: (iteration, micro-step index) -> the loss of one sample.
-LossFn = Callable[[int, int], torch.Tensor]
+#: One iteration: iteration number -> the loss of one sample (one micro-batch).
+LossFn = Callable[[int], torch.Tensor]
 
 
-def train(model: nn.Module, head_parameters: list[nn.Parameter], loss_fn: LossFn, config: TrainConfig,
-          run_dir: pathlib.Path, device: torch.device, meta: dict[str, Any], amp: bool = True) -> pathlib.Path:
-    """Run the recipe; resume from `run_dir/last.pt` when it exists. Returns the final checkpoint,
-    which holds the trained weights and `meta` (what built the model, on what data)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.to(device).train()
+def optimizer_steps(iterations: int, accumulate: int) -> int:
+    """Optimiser steps in `iterations` micro-batches: one every `accumulate`, and one more for a
+    remainder at the end (mmcv's GradientCumulativeOptimizerHook)."""
+    return -(-iterations // accumulate)
+
+
+def schedule_record(config) -> dict[str, Any]:
+    """What a checkpoint and `trained.json` say about how much training it was."""
+    return {"iterations": config.iterations, "accumulate": config.accumulate,
+            "optimizer_steps": optimizer_steps(config.iterations, config.accumulate),
+            "samples": config.iterations, "iteration": ITERATION_MEANS}
+
+
+#: One iteration is one micro-batch of one sample, as mmcv's IterBasedRunner counts them.
+ITERATION_MEANS = "micro-batch (mmcv IterBasedRunner): an optimiser step every `accumulate` iterations"
+
+
+def schedule_of(saved: dict[str, Any]) -> dict[str, Any]:
+    """The schedule a checkpoint records; checkpoints written before iterations meant micro-batches
+    counted optimiser steps, which is the same thing only without accumulation."""
+    if "schedule" in saved:
+        return saved["schedule"]
+    steps = saved.get("iterations")
+    accumulate = (saved.get("train_config") or {}).get("accumulate", 1)
+    if steps is None:
+        return {}
+    return {"iterations": steps * accumulate, "accumulate": accumulate, "optimizer_steps": steps,
+            "samples": steps * accumulate,
+            "iteration": ITERATION_MEANS if accumulate == 1 else "optimiser step (written before iterations "
+                                                                  "counted micro-batches)"}
+
+
+def sample_rng(seed: int, iteration: int, accumulate: int) -> np.random.Generator:
+    """The generator of iteration `iteration`'s sample, seeded by (seed, step, position in the step), so
+    a resumed run draws what an uninterrupted one would (and, with accumulate 1, what it always drew)."""
+    return np.random.default_rng([seed, iteration // accumulate, iteration % accumulate])
+
+
+def parameter_groups(model: nn.Module, head_parameters: list[nn.Parameter], config) -> list[dict[str, Any]]:
+    """The backbone at `lr`, the head at `lr * head_lr_mult`, weight decay on everything."""
     head_ids = {id(p) for p in head_parameters}
     backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    optimizer = torch.optim.AdamW(
-        [{"params": backbone, "lr": config.lr}, {"params": head_parameters, "lr": config.lr * config.head_lr_mult}],
-        lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    return [{"params": backbone, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": head_parameters, "lr": config.lr * config.head_lr_mult, "weight_decay": config.weight_decay}]
+
+
+def train(model: nn.Module, groups: list[dict[str, Any]], loss_fn: LossFn, config, run_dir: pathlib.Path,
+          device: torch.device, write_final: Callable[[pathlib.Path], None], amp: bool = True) -> pathlib.Path:
+    """Run `config.iterations` iterations of one sample each, stepping AdamW every `config.accumulate`
+    of them, as mmcv's IterBasedRunner with GradientCumulativeOptimizerHook does: each loss is divided
+    by `accumulate` (by the remainder's length in a last, shorter step), and the learning rate is set
+    before every iteration from the iteration count, so a step uses the rate of its last iteration.
+    Resumes from `run_dir/last.pt` (saved at step boundaries); `write_final(path)` writes the result."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
     base_rates = [group["lr"] for group in optimizer.param_groups]
     start = _resume(run_dir, model, optimizer, config)
     log_path = run_dir / "loss.csv"
     _truncate_log(log_path, start)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else contextlib.nullcontext()
     progress = Progress(config.iterations - start, f"train {run_dir.name}", "it")
+    whole = config.iterations - config.iterations % config.accumulate  # iterations in full-length steps
     started, window = time.perf_counter(), []
+    optimizer.zero_grad(set_to_none=True)
     for iteration in range(start, config.iterations):
         factor = learning_rate_factor(iteration, config)
         for group, rate in zip(optimizer.param_groups, base_rates):
             group["lr"] = rate * factor
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for micro in range(config.accumulate):
-            with autocast:
-                loss = loss_fn(iteration, micro) / config.accumulate
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss is {loss.item()} at iteration {iteration}; lower lr "
-                                         f"(now {config.lr}) or check the data; {run_dir / 'last.pt'} holds the "
-                                         "last good state")
-            loss.backward()
-            total += loss.item()
-        optimizer.step()
-        window.append(total)
+        with autocast:
+            loss = loss_fn(iteration)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at iteration {iteration}; lower lr "
+                                     f"(now {config.lr}) or check the data; {run_dir / 'last.pt'} holds the "
+                                     "last good state")
+        (loss / (config.accumulate if iteration < whole else config.iterations - whole)).backward()
+        window.append(loss.item())
         done = iteration + 1
+        if done % config.accumulate == 0 or done == config.iterations:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                _save_state(run_dir, model, optimizer, done, config)
         if done % config.log_every == 0 or done == config.iterations:
             _append_log(log_path, done, float(np.mean(window)), optimizer.param_groups[0]["lr"],
                         time.perf_counter() - started)
             log.info("train %s: iteration %d/%d loss %.4f", run_dir.name, done, config.iterations, np.mean(window))
             window = []
-        if done % config.checkpoint_every == 0 or done == config.iterations:
-            _save_state(run_dir, model, optimizer, done, config)
         progress.update(1)
     progress.close()
     final = run_dir / "final.pt"
-    _atomic_save({"format": CHECKPOINT_FORMAT, **meta, "iterations": config.iterations,
-                  "train_config": asdict(config), "model": model.state_dict()}, final)
+    write_final(final)
     return final
+
+
+def write_ovvss_checkpoint(model: nn.Module, meta: dict[str, Any], config, path: pathlib.Path) -> None:
+    """This project's checkpoint format: the weights and `meta` (what built the model, on what data)."""
+    _atomic_save({"format": CHECKPOINT_FORMAT, **meta, "iterations": config.iterations,
+                  "schedule": schedule_record(config), "train_config": asdict(config),
+                  "model": model.state_dict()}, path)
 
 
 def _resume(run_dir: pathlib.Path, model: nn.Module, optimizer, config: TrainConfig) -> int:

@@ -153,7 +153,7 @@ def _build_trained(artifact: str, target: pathlib.Path, seed: int) -> dict[str, 
         torch.save(state, target)
         metrics = evaluate(artifact, target, pathlib.Path(work) / "eval")
     return {"what": f"{method} ({identity}) trained on synthetic:seen against the toy CLIP", "method": method,
-            "identity": identity, "options": options, "metrics": metrics}
+            "identity": identity, "options": options, "schedule": state["schedule"], "metrics": metrics}
 
 
 def evaluate(artifact: str, checkpoint: pathlib.Path, output: pathlib.Path) -> dict[str, float]:
