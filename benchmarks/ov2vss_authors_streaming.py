@@ -27,7 +27,7 @@ from benchmark.data import catalog, synthetic
 from benchmark.interface import Video
 from methods.ov2vss_authors.checkpoint import CLIP_PREFIX, CONFIG_KEY
 from methods.ov2vss_authors.model import AuthorsModel, ModelConfig
-from methods.ov2vss_authors.reference import write_mmcv_checkpoint
+from methods.ov2vss_authors.checkpoint import write as write_mmcv_checkpoint
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

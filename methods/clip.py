@@ -299,14 +299,27 @@ def load_clip(model: str = "auto", pretrained: str | os.PathLike | None = "auto"
 
 
 def clip_from_openai_state_dict(state: dict[str, torch.Tensor], weights: str,
-                                device: torch.device | str = "cpu") -> DenseClip:
+                                device: torch.device | str = "cpu", model: str | None = None) -> DenseClip:
     """A frozen DenseClip from a ViT CLIP state dict in OpenAI's layout (as stored inside other
-    checkpoints), architecture read off the tensors' shapes, values kept in float32 as stored
+    checkpoints), architecture read off the tensors' shapes (or, given `model`, open_clip's config of
+    that name, for models whose head counts the shapes do not tell), values kept in float32 as stored
     (open_clip's own builder would round them to float16). `weights` says where they came from."""
     import open_clip
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
     state = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    if model is not None:
+        register_configs()
+        if model not in open_clip.list_models():
+            raise ValueError(f"CLIP weights {weights} name model {model!r}, which open_clip does not know")
+        with _quiet_root_logger():
+            named = open_clip.create_model(model, pretrained=None)
+        try:
+            named.load_state_dict({k: v.float() for k, v in state.items()})
+        except RuntimeError as error:
+            raise ValueError(f"CLIP weights {weights} do not fit model {model}: {str(error)[:400]}") from error
+        named.eval().requires_grad_(False).to(device)
+        return DenseClip(named, open_clip.get_tokenizer(model), model, weights, torch.device(device), amp=False)
     if "visual.proj" not in state:
         raise ValueError(f"CLIP weights {weights} are not a ViT CLIP in OpenAI's layout (no visual.proj)")
     patch = state["visual.conv1.weight"].shape[-1]

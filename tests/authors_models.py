@@ -7,15 +7,15 @@ import pathlib
 
 import torch
 
-from methods.ov2vss_authors.checkpoint import CLIP_PREFIX, CONFIG_KEY
 from methods.ov2vss_authors.model import AuthorsModel, ModelConfig
-from methods.ov2vss_authors.reference import write_mmcv_checkpoint
+from methods.ov2vss_authors.checkpoint import CLIP_PREFIX, CONFIG_KEY
+from methods.ov2vss_authors.checkpoint import write as write_mmcv_checkpoint
 
 TINY = ModelConfig(embed_dim=32, depth=8, num_heads=2, window_size=4, global_blocks=(1, 3, 5, 7), pretrain_grid=8,
                    channels=32, regions=5, region_hidden=16, heads=2, cost_channels=24, appearance=16, guidance=16,
                    text_dim=64, clip_input=64, clip_patch=8, output=40, input_scale=128, head_resize=64)
-#: Keys their checkpoint holds that their test never reads (a few of the 723).
-UNUSED = {"backbone.cls_token": (1, 1, 32), "decode_head.aux_head.3.weight": (81, 32, 1, 1),
+#: Keys their checkpoint holds that their model never reads (a few of the 714).
+UNUSED = {"backbone.cls_token": (1, 1, 32), "decode_head.conv_seg.weight": (124, 32, 1, 1),
           "decode_head.corr.conv1.weight": (8, 8, 7, 7)}
 
 

@@ -175,7 +175,7 @@ def test_full_size_checkpoint_runs_through_run_on_a_vspw_folder(verified, tmp_pa
             assert np.abs(mine["sigmoid"] - stored).max() < 4.6e-4
     result = json.loads(next((output / "cells").glob("*.json")).read_text())
     summary = result["provenance"]["method"]["checkpoint"]
-    assert summary["format"] == "mmcv" and summary["skipped_tensors"] == 723 and summary["loaded_tensors"] == 488
+    assert summary["format"] == "mmcv" and summary["skipped_tensors"] == 714 and summary["loaded_tensors"] == 497
     table = (output / "tables" / "table1__official.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|")]
     reported = next(i for i, line in enumerate(rows) if "| OV2VSS " in line and "ViT-B2" in line)
@@ -255,8 +255,8 @@ def test_a_bare_full_size_state_dict_loads(verified, tmp_path):
     bare = tmp_path / "bare.pth"
     torch.save(torch.load(work / "rule-made.pth", weights_only=True, mmap=True)["state_dict"], bare)
     stored = checkpoint.read(bare)
-    assert stored.format == "state_dict" and len(stored.model) == 488 and len(stored.clip) == 302
-    assert sum(stored.skipped.values()) == 723
+    assert stored.format == "state_dict" and len(stored.model) == 497 and len(stored.clip) == 302
+    assert sum(stored.skipped.values()) == 714
 
 
 def test_precomputed_text_features_are_checked_against_the_vocabulary(tiny_checkpoint, tmp_path):

@@ -25,6 +25,10 @@ EXPECTED = ("the authors' OV2VSS checkpoint (their README's 100000.pth: an mmcv 
             "or a bare state dict with keys backbone.* and decode_head.*)")
 #: Where a checkpoint written by this project keeps the widths it was built with (theirs: the defaults).
 CONFIG_KEY = "ov2vss_authors_model_config"
+#: ... and the open_clip model its CLIP is, when the tensors' shapes do not tell (theirs: ViT-B/16).
+CLIP_MODEL_KEY = "ov2vss_authors_clip_model"
+#: What a checkpoint trained here records in its meta, which provenance carries on.
+TRAINING_KEYS = ("train_set", "seed", "train_config", "schedule", "clip_weights", "backbone_init", "iter")
 
 
 @dataclass
@@ -100,6 +104,16 @@ def read(path: str | pathlib.Path, mmap: bool = True) -> AuthorsCheckpoint:
             skipped[prefix] = skipped.get(prefix, 0) + 1
     model = {key: state[key] for key in shapes}
     return AuthorsCheckpoint(path, kind, config, model, clip, skipped, dict(meta) if isinstance(meta, Mapping) else {})
+
+
+def write(state: dict[str, torch.Tensor], path: pathlib.Path, meta: dict | None = None) -> pathlib.Path:
+    """A checkpoint as mmcv's `save_checkpoint` writes it, {"meta": ..., "state_dict": ...}, written
+    whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"meta": dict(meta or {}), "state_dict": state}, partial)
+    partial.replace(path)
+    return path
 
 
 def _without_module_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,5 +1,5 @@
-"""`ov2vss-authors`: OV2VSS as the authors' released code computes it at test time, from their
-checkpoint (`--checkpoint ov2vss-authors=100000.pth`).
+"""`ov2vss-authors`: OV2VSS as the authors' released code computes it, from their checkpoint
+(`--checkpoint ov2vss-authors=100000.pth`) or trained here as their code trains (`training.py`).
 
 Each target frame t is read with the clip their test builds (`clips.py`), through their input
 pipeline (`preprocess.py`), model (`model.py`) and output geometry. Their head recomputes all five
@@ -21,6 +21,7 @@ import os
 import pathlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -40,16 +41,26 @@ class OV2VSSAuthors(TrainableMethod):
 
     name = "ov2vss-authors"
     video = True
-    trains = False  # training as their code trains is not built yet: it loads their checkpoint
 
     def __init__(self, clip_pretrained: str = "checkpoint", text_features: str | None = None,
-                 background: str = "abstain", streaming: bool = True, record: str | None = None):
+                 background: str = "abstain", streaming: bool = True, record: str | None = None,
+                 architecture: str = "vitb", backbone_pretrained: str | None = None,
+                 backbone_init: str = "as-released", **training: Any):
+        from methods.ov2vss_authors import model, training as recipe
+
         super().__init__()
         if background not in BACKGROUND_MODES:
             raise ValueError(f"ov2vss-authors background={background!r}: choose one of {', '.join(BACKGROUND_MODES)}")
+        if backbone_init not in recipe.BACKBONE_INITS:
+            raise ValueError(f"ov2vss-authors backbone_init={backbone_init!r}: choose one of "
+                             f"{', '.join(recipe.BACKBONE_INITS)}")
         self.clip_pretrained, self.text_features_path = str(clip_pretrained), text_features
         self.background, self.streaming, self.record = background, bool(streaming), record
+        self.architecture = model.architecture(architecture)  # only training builds it; checked now
+        self.backbone_pretrained, self.backbone_init = backbone_pretrained, backbone_init
+        self.train_config = recipe.TrainConfig.from_options(training)
         self.model = self.checkpoint = self.clip = self.text = None
+        self.backbone_loaded: dict[str, Any] | None = None
         self.encoder_passes = 0
 
     @classmethod
@@ -86,13 +97,74 @@ class OV2VSSAuthors(TrainableMethod):
         model = AuthorsModel(stored.config)
         model.load_state_dict(stored.model)
         self.model = model.eval().requires_grad_(False)
-        self.checkpoint = {**stored.summary(), "model_config": stored.config.to_dict()}  # the file's tensors let go
+        trained = {k: stored.meta[k] for k in reader.TRAINING_KEYS if k in stored.meta}  # written by `fit`
+        self.checkpoint = {**stored.summary(), "model_config": stored.config.to_dict(), **trained}
         if self.clip_pretrained == "checkpoint":
-            self.clip = clip_module.clip_from_openai_state_dict(stored.clip, f"{checkpoint}:{reader.CLIP_PREFIX}*")
+            self.clip = clip_module.clip_from_openai_state_dict(stored.clip, f"{checkpoint}:{reader.CLIP_PREFIX}*",
+                                                                model=stored.meta.get(reader.CLIP_MODEL_KEY))
+
+    # -- training --------------------------------------------------------------------------------
 
     def fit(self, train, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
-        raise ValueError("ov2vss-authors cannot be trained yet: load the authors' released checkpoint with "
-                         "--checkpoint ov2vss-authors=PATH/100000.pth")
+        """Train as their code trains (`training.py`) on `train`; write their checkpoint format."""
+        from dataclasses import replace
+
+        from methods import checkpoints
+        from methods.ov2vss import training as loop
+        from methods.ov2vss_authors import checkpoint as writer
+        from methods.ov2vss_authors import text, training
+        from methods.ov2vss_authors.model import AuthorsModel
+
+        config = self.train_config
+        # their training vocabulary: the seen names and "background" (the official protocol has it)
+        names = list(vocabulary) if BACKGROUND in vocabulary else [*vocabulary, BACKGROUND]
+        clip = self.clip
+        config_model = replace(self.architecture, regions=len(names), text_dim=clip.embed_dim,
+                               clip_patch=clip.patch_size, clip_input=clip.input_size)
+        with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed alone
+            torch.manual_seed(torch.initial_seed())
+            model = AuthorsModel(config_model)
+            training.init_like_theirs(model)
+        if self.backbone_pretrained:
+            self.backbone_loaded = training.init_backbone(model.backbone, self.backbone_pretrained, self.backbone_init)
+        features = text.text_features(clip, names).to(self.device)
+        videos = [v for v, record in enumerate(train.videos) if training.eligible(len(record.frames))]
+        if not videos:
+            raise ValueError(f"{train}: no video has more than 10 frames, which their clips need (t-9 .. t and a "
+                             "random frame before t-9)")
+        seed = torch.initial_seed()
+
+        def loss_fn(iteration: int) -> torch.Tensor:
+            rng = loop.sample_rng(seed, iteration, config.accumulate)
+            torch.manual_seed(int(rng.integers(2 ** 63)))  # dropout masks: a function of the iteration too
+            video = videos[int(rng.integers(len(videos)))]
+            order = training.sample_clip(len(train.videos[video].frames), rng, config.reverse)
+            labels, _ = train.labels(video, order[-1])  # unseen pixels: IGNORE in the labels, visible in the input
+            images, truth = training.augment([train.frame(video, i) for i in order], labels, config, rng)
+            main, aux = model.forward_train(images.to(self.device), clip, features)
+            return training.loss(main, aux, truth.to(self.device))
+
+        meta = {writer.CONFIG_KEY: config_model.to_dict(), writer.CLIP_MODEL_KEY: clip.name,
+                "CLASSES": names, "method": self.name, "train_set": repr(train), "seed": seed,
+                "train_config": asdict(config), "schedule": loop.schedule_record(config),
+                "clip_weights": clip.weights, "clip_sha256": checkpoints.weights_sha256(clip.weights),
+                "backbone_init": self.backbone_loaded or {"mode": "torch defaults (no backbone_pretrained)"}}
+
+        def write_final(path: pathlib.Path) -> None:
+            state = {**model.state_dict(),
+                     **{writer.CLIP_PREFIX + k: v for k, v in clip.model.state_dict().items()}}
+            writer.write({k: v.detach().cpu() for k, v in state.items()}, path,
+                         {**meta, "iter": config.iterations})
+
+        loop.train(model, training.parameter_groups(model, config), loss_fn, config, pathlib.Path(run_dir),
+                   self.device, write_final, amp=False)
+        self.model = model.eval().requires_grad_(False)
+        return pathlib.Path(run_dir) / "final.pt"
+
+    def training_summary(self) -> dict[str, Any]:
+        from methods.ov2vss import training as loop
+
+        return {"schedule": loop.schedule_record(self.train_config)}
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -100,12 +172,15 @@ class OV2VSSAuthors(TrainableMethod):
         from methods import clip as clip_module
         from methods.ov2vss_authors import text
 
-        if self.model is None:
-            raise ValueError("ov2vss-authors has no weights: pass the authors' checkpoint with "
-                             "--checkpoint ov2vss-authors=PATH/100000.pth")
+        self.device = device
+        if self.model is None:  # training: CLIP as `auto` finds it (the paper's, or the miniature world's toy)
+            if self.clip is None:
+                named = "auto" if self.clip_pretrained == "checkpoint" else self.clip_pretrained
+                self.clip = clip_module.load_clip("auto" if named == "auto" else clip_module.PAPER_MODEL, named,
+                                                  device, amp=False)
+            return
         if self.clip is None:  # a CLIP file given instead of the one inside the checkpoint
             self.clip = clip_module.load_clip(clip_module.PAPER_MODEL, self.clip_pretrained, device, amp=False)
-        self.device = device
         self.model.to(device)
         self.clip.model.to(device)
         self.clip.device = device
@@ -162,7 +237,11 @@ class OV2VSSAuthors(TrainableMethod):
                 del encoded[i]
 
     def _model(self):
-        if self.model is None or self.text is None:
+        if self.model is None:
+            raise ValueError("ov2vss-authors has no weights: pass the authors' checkpoint with --checkpoint "
+                             "ov2vss-authors=PATH/100000.pth, or train it (`python -m benchmark train --method "
+                             "ov2vss-authors`)")
+        if self.text is None:
             raise ValueError("ov2vss-authors: call load(checkpoint) and setup(vocabulary, device) before segment()")
         return self.model
 

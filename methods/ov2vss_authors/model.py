@@ -16,6 +16,8 @@ residual. The image-only path (t < 3) guides the decoder with the SegFormer MLP 
 
 from __future__ import annotations
 
+import json
+import pathlib
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -66,6 +68,24 @@ class ModelConfig:
     @property
     def clip_grid(self) -> int:
         return self.clip_input // self.clip_patch
+
+
+#: Model configs as data: `vitb` (theirs) and `toy` (the synthetic world's stand-in).
+CONFIG_DIR = pathlib.Path(__file__).parent / "configs"
+
+
+def architecture(name: str) -> ModelConfig:
+    """A model config by name (a file in `configs/`) or a path to a JSON file of ModelConfig fields."""
+    path = pathlib.Path(name) if name.endswith(".json") else CONFIG_DIR / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+        raise ValueError(f"ov2vss-authors architecture={name!r}: no such config; choose one of {', '.join(known)} "
+                         "or give a .json file of ModelConfig fields")
+    try:
+        data = json.loads(path.read_text())
+        return ModelConfig.from_dict({k: v for k, v in data.items() if not k.startswith("_")})
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"model config {path}: {error}") from error
 
 
 class Encoded(NamedTuple):
@@ -133,6 +153,9 @@ class Head(nn.Module):
         self.dsn_head = nn.Sequential(nn.Conv2d(c, config.region_hidden, 3, padding=1),
                                       nn.BatchNorm2d(config.region_hidden), nn.ReLU(), nn.Dropout2d(0.05),
                                       nn.Conv2d(config.region_hidden, config.regions, 1))
+        # Training only: classes (num_seen_classes) of the target's STCF feature, before RFE.
+        self.aux_head = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(),
+                                      nn.Conv2d(c, config.regions, 1))
         self.mul_attention = Attention(c, config.heads)
         self.predictor = Predictor(config)
 
@@ -172,26 +195,60 @@ class AuthorsModel(nn.Module):
 
     def predict(self, target: Encoded, far: FarMemory, t9: Encoded, t6: Encoded, text: torch.Tensor) -> torch.Tensor:
         """Class logits [K, g, g] of a target read with its clip (t-3 is never read)."""
-        head = self.decode_head
-        fused = head.hypercorre_module(far.stcf, t9.down, t6.down, target.down)      # [1, C, h, w]
+        fused = self.decode_head.hypercorre_module(far.stcf, t9.down, t6.down, target.down)   # [1, C, h, w]
+        return self._predict_fused(fused, far, target, text)
+
+    def _predict_fused(self, fused: torch.Tensor, far: FarMemory, target: Encoded, text: torch.Tensor) -> torch.Tensor:
         channels, height, width = fused.shape[1:]
-        attended = head.mul_attention(fused.flatten(2).transpose(1, 2), far.regions)  # [1, h*w, C]
+        attended = self.decode_head.mul_attention(fused.flatten(2).transpose(1, 2), far.regions)  # [1, h*w, C]
         scrambled = attended.reshape(1, channels, height, width)                      # quirk: raw reshape
         return self._classify(scrambled, target, text)
 
     def predict_image_only(self, target: Encoded, text: torch.Tensor) -> torch.Tensor:
         """Class logits [K, g, g] of a target read alone (their path for clips shorter than 5)."""
+        return self._classify(self._segformer(target.maps), target, text)
+
+    def _segformer(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """Their SegFormer MLP decoder over frames [N, C, h, w] at half its grid [N, C, h/2, w/2]."""
         head = self.decode_head
-        size = target.maps[0].shape[-2:]          # block 2's grid (all four share it)
+        size = maps[0].shape[-2:]          # block 2's grid (all four share it)
         parts = []
         for k in (4, 3, 2, 1):
-            x = target.maps[k - 1]
-            x = getattr(head, f"linear_c{k}")(x).permute(0, 2, 1).reshape(1, -1, *x.shape[-2:])
+            x = maps[k - 1]
+            x = getattr(head, f"linear_c{k}")(x).permute(0, 2, 1).reshape(x.shape[0], -1, *x.shape[-2:])
             parts.append(F.interpolate(x, size=size, mode="bilinear", align_corners=False) if k > 1 else x)
         fused = head.linear_fuse(torch.cat(parts, dim=1))
         half = (int(fused.shape[-2] / 2), int(fused.shape[-1] / 2))
-        guidance = F.interpolate(fused, size=half, mode="bilinear", align_corners=False)
-        return self._classify(guidance, target, text)
+        return F.interpolate(fused, size=half, mode="bilinear", align_corners=False)
+
+    # -- training --------------------------------------------------------------------------------
+
+    def forward_train(self, clip_frames: torch.Tensor, clip, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Their training forward on one clip [5, 3, S, S] (far, t-9, t-6, t-3, t; normalised) ->
+        (the target's class logits, the auxiliary head's), each [1, K, output, output].
+
+        As theirs: the backbone reads all five frames, and the SegFormer decoder runs on all five
+        although its output never reaches the loss (it only moves linear_fuse's BatchNorm statistics,
+        which their image-only test path then uses); the far frame's dsn_head BatchNorm normalises
+        over its tokens; the auxiliary head reads the target's STCF feature before RFE. Their head
+        also predicts t-9, t-6 and t-3, which the loss never reads: not computed here."""
+        head = self.decode_head
+        maps = self.backbone(clip_frames)
+        down = [getattr(head, f"linear_down_c{k + 1}")(x).reshape(x.shape[0], *x.shape[-2:], -1).permute(0, 3, 1, 2)
+                for k, x in enumerate(maps)]
+        with torch.no_grad():
+            self._segformer([x.detach() for x in maps])
+        frames = [Encoded([x[i:i + 1] for x in maps], [x[i:i + 1] for x in down], None, tuple(clip_frames.shape[-2:]))
+                  for i in range(clip_frames.shape[0])]
+        side = self.config.clip_input
+        with torch.no_grad():  # CLIP is frozen and reads the target only
+            squashed = F.interpolate(clip_frames[-1:], size=(side, side), mode="bilinear", align_corners=False)
+            target = frames[-1]._replace(clip=clip.dense_features(squashed))
+        far = self.far_memory(frames[0])
+        fused = head.hypercorre_module(far.stcf, frames[1].down, frames[2].down, target.down)
+        size = (self.config.output, self.config.output)
+        aux = F.interpolate(head.aux_head(fused), size=size, mode="bilinear", align_corners=False)
+        return self._predict_fused(fused, far, target, text)[None], aux
 
     def _classify(self, guidance: torch.Tensor, target: Encoded, text: torch.Tensor) -> torch.Tensor:
         predictor = self.decode_head.predictor

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from benchmark.verify import Comparison, FixtureError, ReferenceRun
+from methods.ov2vss_authors.checkpoint import write as write_checkpoint
 
 #: Rules with an explicit scale (R0), from the fixture's README.
 R0_SCALES = {"decode_head.predictor.corr.conv1.weight": 1.0, "decode_head.dsn_head.4.weight": 0.5,
@@ -108,13 +109,6 @@ def rule_state_dict(specs: list[KeySpec], salt: str) -> RuleWeights:
                 wrong.append(spec.key)
         state[spec.key] = tensor
     return RuleWeights(state, wrong, overall.hexdigest())
-
-
-def write_mmcv_checkpoint(state: dict[str, torch.Tensor], path: pathlib.Path, meta: dict | None = None) -> pathlib.Path:
-    """A checkpoint as mmcv's `save_checkpoint` writes it: {"meta": ..., "state_dict": ...}."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"meta": dict(meta or {}), "state_dict": state}, path)
-    return path
 
 
 def _sha(array: np.ndarray) -> str:
@@ -213,8 +207,8 @@ class AuthorsFixture:
             raise FixtureError(f"{self.folder}: the weight rule does not reproduce the folder's checksums ("
                                f"{len(wrong)} keys differ, e.g. {wrong[:3]}); keys.tsv or weights_sha256.json "
                                "does not belong to this rule")
-        checkpoint = write_mmcv_checkpoint(state, workdir / "rule-made.pth",
-                                           {"salt": self.salt, "made_by": "the fixture's weight rule"})
+        weights = write_checkpoint(state, workdir / "rule-made.pth",
+                                   {"salt": self.salt, "made_by": "the fixture's weight rule"})
         del state
         root = workdir / "data" / "VSPW_480p"
         video = root / "data" / self.VIDEO
@@ -230,7 +224,7 @@ class AuthorsFixture:
         options = {"record": str(workdir / "record")}
         if self.text == "stored":
             options["text_features"] = str((self.folder / "text_features_test.npy").resolve())
-        return ReferenceRun("vspw:unseen", "official", workdir / "data", options, checkpoint, list(self.names),
+        return ReferenceRun("vspw:unseen", "official", workdir / "data", options, weights, list(self.names),
                             workdir / "record")
 
     def _check_inputs(self) -> tuple[int, int]:
