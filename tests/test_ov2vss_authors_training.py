@@ -172,3 +172,107 @@ def test_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
 def test_loop_schedule_is_the_authors_by_default():
     config = training.TrainConfig()
     assert loop.schedule_record(config)["optimizer_steps"] == 25_000 and config.checkpoint_every == 10_000
+
+
+# -- against their code ----------------------------------------------------------------------------
+
+STEP_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "authors_train_step"
+
+
+def _their_run():
+    """What their code recorded (see the fixture's README) and the rule-made start it ran from."""
+    from PIL import Image
+
+    from methods import clip as clip_module
+    from methods.ov2vss_authors import checkpoint, preprocess, reference
+
+    specs = reference.read_keys(STEP_FIXTURE / "keys.tsv")
+    rule = reference.rule_state_dict(specs, "")
+    assert not rule.wrong, rule.wrong[:3]
+    model = AuthorsModel(ModelConfig())
+    own = model.state_dict()
+    model.load_state_dict({k: rule.state[k] for k in own})
+    clip = clip_module.clip_from_openai_state_dict(
+        {k[len(checkpoint.CLIP_PREFIX):]: v for k, v in rule.state.items() if k.startswith(checkpoint.CLIP_PREFIX)},
+        "rule-made")
+    del rule
+    generator = torch.Generator().manual_seed(__import__("zlib").crc32(b"train_text_features"))
+    text = torch.randn((81, 80, 512), generator=generator, dtype=torch.float32)
+    text = text / text.norm(dim=-1, keepdim=True)
+    text = text / text.norm(dim=(1, 2), keepdim=True)
+    frames = torch.cat([preprocess.normalize(np.asarray(Image.open(STEP_FIXTURE / "inputs" / f"frame_{k}.png")
+                                                        .convert("RGB"))) for k in range(5)])
+    labels = torch.from_numpy(np.asarray(Image.open(STEP_FIXTURE / "inputs" / "gt.png")).astype(np.int64))
+    return model, clip, text, frames, labels
+
+
+def test_training_steps_match_their_code(tmp_path):
+    """Six iterations of their training (accumulation over 4: steps after iterations 4 and 6, the
+    last one the remainder), run by their mmcv runner on one clip from rule-made weights: the loss
+    at every iteration, the first iteration's gradients, the weights and BatchNorm statistics after
+    both steps, and every parameter's gradient and change, within tolerances.json (10x their own
+    run-to-run spread; see its "how")."""
+    record = json.loads((STEP_FIXTURE / "run.json").read_text())
+    tol = json.loads((STEP_FIXTURE / "tolerances.json").read_text())
+    model, clip, text, frames, labels = _their_run()
+    for module in model.modules():  # their run set every dropout to p = 0, so it is deterministic
+        if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d)):
+            module.p = 0.0
+    config = training.TrainConfig(iterations=6, accumulate=4, lr=1e-4, warmup=2, checkpoint_every=4, log_every=1)
+    groups = training.parameter_groups(model, config)
+    theirs = {row["name"]: row for row in _tsv(STEP_FIXTURE / "param_groups.tsv")}
+    for group in groups:  # mmcv's paramwise rule, on every parameter name we share with them
+        assert float(theirs[group["name"]]["lr"]) == pytest.approx(group["lr"], rel=1e-12), group["name"]
+        assert float(theirs[group["name"]]["weight_decay"]) == group["weight_decay"], group["name"]
+    names = dict(model.named_parameters())
+    initial = {k: p.detach().clone() for k, p in names.items()}
+    losses, grads, rates = [], {}, []
+
+    def loss_fn(iteration):
+        if iteration == 1:  # what iteration 0's backward left (their hook recorded the same point)
+            grads.update({k: p.grad.clone() for k, p in names.items() if p.grad is not None})
+        rates.append(config.lr * loop.learning_rate_factor(iteration, config))
+        main, aux = model.forward_train(frames, clip, text)
+        loss = training.loss(main, aux, labels)
+        losses.append(loss.item())
+        return loss
+
+    loop.train(model, groups, loss_fn, config, tmp_path, torch.device("cpu"), lambda path: None, amp=False)
+
+    assert rates == pytest.approx(record["lr_backbone"], rel=1e-12) and record["steps_after_iteration"] == [4, 6]
+    np.testing.assert_allclose(losses, [e["decode.loss_seg"] for e in record["losses"]], rtol=tol["loss"]["rtol"])
+    their_grads, their_final = np.load(STEP_FIXTURE / "grads_iter0.npz"), np.load(STEP_FIXTURE / "params_final.npz")
+    state, numerically_zero = model.state_dict(), {}
+    for key in their_grads.files:
+        expected = their_grads[key].reshape(-1)
+        got = grads[key].flatten()[: expected.size].numpy()
+        limit = tol["grad"]["atol"] + tol["grad"]["rtol"] * np.abs(expected).max()
+        assert np.abs(got - expected).max() <= limit, (key, np.abs(got - expected).max(), limit)
+        numerically_zero[key] = np.abs(expected) <= limit
+    head_rate = sum(rates[i] for i in (3, 5)) * config.head_lr_mult  # the rates of the two steps
+    for key in their_final.files:
+        expected = their_final[key].reshape(-1).astype(np.float64)
+        got = state[key].flatten()[: expected.size].double().numpy()
+        limit = np.full(expected.size, tol["param"]["times_run_to_run"] * tol["param"]["run_to_run"][key]
+                        + tol["param"]["floor"])
+        if key in numerically_zero:  # Adam's sign of a zero gradient is float noise
+            limit[numerically_zero[key]] = 2 * head_rate
+        assert (np.abs(got - expected) <= limit).all(), (key, np.abs(got - expected).max())
+    norms, zero = json.loads((STEP_FIXTURE / "norms.json").read_text()), tol["norm"]["zero_below"]
+    for key, parameter in names.items():  # every parameter: a gradient where theirs had one, the same movement
+        assert (key in grads) == (norms[key]["grad0"] is not None), key
+        if key in grads and norms[key]["grad0"] > zero:
+            assert float(grads[key].double().norm()) == pytest.approx(norms[key]["grad0"],
+                                                                       rel=tol["norm"]["grad_rtol"]), key
+            moved = float((parameter.detach() - initial[key]).double().norm())
+            assert moved == pytest.approx(norms[key]["delta"], rel=tol["norm"]["delta_rtol"]), key
+        elif key in grads and norms[key]["grad0"] == 0.0:  # in their graph, gradient 0: decayed only
+            moved = float((parameter.detach() - initial[key]).double().norm())
+            assert moved == pytest.approx(norms[key]["delta"], rel=1e-4), key
+
+
+def _tsv(path: pathlib.Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))

@@ -33,8 +33,9 @@ def test_main_command_runs_from_any_folder_and_names_unseen_classes_far_above_ch
     assert "using the embedded synthetic dataset" in done.stdout
     left_out = [line for line in done.stdout.splitlines() if "left out" in line]
     assert "ov2vss: shipped weights" in done.stdout
-    assert left_out == ["left out (needs weights given with --checkpoint): ov2vss-authors; pass --checkpoint "
-                        "ov2vss-authors=PATH"]
+    assert left_out == ["left out (no trained weights): ov2vss-authors; train ov2vss-authors with `python -m "
+                        "benchmark train --method ov2vss-authors`, then pass --checkpoint ov2vss-authors=PATH (or "
+                        "add --train)"]
     results = [json.loads(p.read_text()) for p in (tmp_path / "results/runs/default/cells").glob("*.json")]
     results = {result["cell"]["method"]: result for result in results}
     assert set(results) == {"chance", "clip-cost-volume", "sam-clip", "ov2vss"}

@@ -227,17 +227,18 @@ class AuthorsModel(nn.Module):
         """Their training forward on one clip [5, 3, S, S] (far, t-9, t-6, t-3, t; normalised) ->
         (the target's class logits, the auxiliary head's), each [1, K, output, output].
 
-        As theirs: the backbone reads all five frames, and the SegFormer decoder runs on all five
-        although its output never reaches the loss (it only moves linear_fuse's BatchNorm statistics,
-        which their image-only test path then uses); the far frame's dsn_head BatchNorm normalises
-        over its tokens; the auxiliary head reads the target's STCF feature before RFE. Their head
-        also predicts t-9, t-6 and t-3, which the loss never reads: not computed here."""
+        As theirs: the backbone reads all five frames; the SegFormer decoder runs on all five,
+        moving linear_fuse's BatchNorm statistics (which their image-only test path uses); the far
+        frame's dsn_head BatchNorm normalises over its tokens; the auxiliary head reads the target's
+        STCF feature before RFE. Their head also predicts t-9, t-6 and t-3, which the loss never reads
+        (not computed here); but t-9's prediction is guided by the far frame's SegFormer feature, so
+        the SegFormer decoder sits in the loss's graph with a gradient of exactly zero, and AdamW
+        still decays its weights every step. The zero term added to the logits keeps that so."""
         head = self.decode_head
         maps = self.backbone(clip_frames)
         down = [getattr(head, f"linear_down_c{k + 1}")(x).reshape(x.shape[0], *x.shape[-2:], -1).permute(0, 3, 1, 2)
                 for k, x in enumerate(maps)]
-        with torch.no_grad():
-            self._segformer([x.detach() for x in maps])
+        in_graph_unused = self._segformer(maps)[:1].sum() * 0.0
         frames = [Encoded([x[i:i + 1] for x in maps], [x[i:i + 1] for x in down], None, tuple(clip_frames.shape[-2:]))
                   for i in range(clip_frames.shape[0])]
         side = self.config.clip_input
@@ -248,7 +249,7 @@ class AuthorsModel(nn.Module):
         fused = head.hypercorre_module(far.stcf, frames[1].down, frames[2].down, target.down)
         size = (self.config.output, self.config.output)
         aux = F.interpolate(head.aux_head(fused), size=size, mode="bilinear", align_corners=False)
-        return self._predict_fused(fused, far, target, text)[None], aux
+        return self._predict_fused(fused, far, target, text)[None] + in_graph_unused, aux
 
     def _classify(self, guidance: torch.Tensor, target: Encoded, text: torch.Tensor) -> torch.Tensor:
         predictor = self.decode_head.predictor
