@@ -126,6 +126,15 @@ def test_their_backbone_init_loads_nothing_from_metas_file_and_sam_loads_it(tmp_
         training.init_backbone(model.backbone, tmp_path / "other.pth", "sam")
 
 
+def test_recipe_options_are_checked():
+    with pytest.raises(ValueError, match="crop=64: use a multiple of 16 of at least 96"):
+        training.TrainConfig.from_options({"crop": 64})
+    with pytest.raises(ValueError, match="checkpoint_every=6, accumulate=4"):
+        training.TrainConfig.from_options({"checkpoint_every": 6})
+    with pytest.raises(TypeError, match="unknown training options"):
+        training.TrainConfig.from_options({"scale_min": 0.5})   # the paper-faithful recipe's name, not theirs
+
+
 def test_model_configs_are_data():
     assert architecture("vitb") == ModelConfig()
     with pytest.raises(ValueError, match="choose one of .*toy.*vitb"):

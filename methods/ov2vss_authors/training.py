@@ -51,6 +51,8 @@ CUSTOM_KEYS = (("pos_block", {"decay_mult": 0.0}), ("head", {"lr_mult": None}), 
 BACKBONE_INITS = ("as-released", "sam")
 #: The clip's positions relative to the target (their `dilation`) and the first position a target may take.
 DILATION = (-9, -6, -3)
+#: The smallest training crop their model runs on (6x6 tokens; 4x4 fails in STCF's convolutions).
+MIN_CROP = 96
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,13 @@ class TrainConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TrainConfig:
         config = config_from_options(cls, options)
-        if config.iterations < 1 or config.accumulate < 1 or config.crop < 32 or config.scale < 32:
+        if config.iterations < 1 or config.accumulate < 1 or config.scale < 32:
             raise ValueError(f"ov2vss-authors training options iterations={config.iterations}, accumulate="
-                             f"{config.accumulate}, crop={config.crop}, scale={config.scale}: need iterations >= 1, "
-                             "accumulate >= 1, crop >= 32, scale >= 32")
+                             f"{config.accumulate}, scale={config.scale}: need iterations >= 1, accumulate >= 1, "
+                             "scale >= 32")
+        if config.crop < MIN_CROP or config.crop % 16:
+            raise ValueError(f"ov2vss-authors crop={config.crop}: use a multiple of 16 of at least {MIN_CROP} (their "
+                             "STCF pools the 1/16 grid 2-8x and convolves the pooled maps; 64 is too small)")
         if not 0 < config.ratio_min <= config.ratio_max:
             raise ValueError(f"ov2vss-authors ratio range {config.ratio_min}..{config.ratio_max} is empty")
         check_schedule(config)
