@@ -42,7 +42,10 @@ CHECKPOINT_FORMAT = "ovvss-checkpoint-1"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class Schedule:
+    """What the training loop (`train`) reads, the authors' values by default; a method's recipe
+    subclasses it with its data handling, and `check` adds that recipe's own limits."""
+
     iterations: int = 100_000
     lr: float = 3e-6
     head_lr_mult: float = 10.0
@@ -51,6 +54,35 @@ class TrainConfig:
     warmup_ratio: float = 1e-6
     power: float = 0.9
     accumulate: int = 4
+    checkpoint_every: int = 1000
+    log_every: int = 20
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]):
+        """The recipe from method options: unknown keys refused, values coerced to each field's type."""
+        defaults = asdict(cls())
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise TypeError(f"unknown training options {unknown}; known: {sorted(defaults)}")
+        config = cls(**{key: coerce(key, value, type(defaults[key])) for key, value in options.items()})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.iterations < 1 or self.accumulate < 1:
+            raise ValueError(f"training options iterations={self.iterations}, accumulate={self.accumulate}: need "
+                             "iterations >= 1, accumulate >= 1")
+        # Training states are saved at optimiser steps, so checkpoint_every counts whole steps.
+        if self.checkpoint_every < 1 or self.checkpoint_every % self.accumulate:
+            raise ValueError(f"training options checkpoint_every={self.checkpoint_every}, accumulate={self.accumulate}: "
+                             "checkpoint_every counts iterations and must be a multiple of accumulate (a state is "
+                             "saved after an optimiser step)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Schedule):
+    """The paper's recipe: the schedule, and how a training crop is made."""
+
     crop: int = 480
     scale_min: float = 0.5
     scale_max: float = 2.0
@@ -58,36 +90,13 @@ class TrainConfig:
     flip: bool = True
     photometric: bool = True
     mask_unseen_input: bool = True
-    checkpoint_every: int = 1000
-    log_every: int = 20
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> TrainConfig:
-        config = config_from_options(cls, options)
-        if config.iterations < 1 or config.accumulate < 1 or config.crop < 16:
-            raise ValueError(f"training options iterations={config.iterations}, accumulate={config.accumulate}, "
-                             f"crop={config.crop}: need iterations >= 1, accumulate >= 1, crop >= 16")
-        check_schedule(config)
-        if not 0 < config.scale_min <= config.scale_max:
-            raise ValueError(f"training scale range {config.scale_min}..{config.scale_max} is empty")
-        return config
-
-
-def config_from_options(cls, options: dict[str, Any]):
-    """A recipe dataclass from method options: unknown keys refused, values coerced to each field's type."""
-    defaults = asdict(cls())
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise TypeError(f"unknown training options {unknown}; known: {sorted(defaults)}")
-    return cls(**{key: coerce(key, value, type(defaults[key])) for key, value in options.items()})
-
-
-def check_schedule(config) -> None:
-    """Training states are saved at optimiser steps, so checkpoint_every counts whole steps."""
-    if config.checkpoint_every < 1 or config.checkpoint_every % config.accumulate:
-        raise ValueError(f"training options checkpoint_every={config.checkpoint_every}, accumulate={config.accumulate}: "
-                         "checkpoint_every counts iterations and must be a multiple of accumulate (a state is "
-                         "saved after an optimiser step)")
+    def check(self) -> None:
+        super().check()
+        if self.crop < 16:
+            raise ValueError(f"training option crop={self.crop}: need crop >= 16")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(f"training scale range {self.scale_min}..{self.scale_max} is empty")
 
 
 def coerce(key: str, value: Any, kind: type) -> Any:
@@ -105,7 +114,7 @@ def coerce(key: str, value: Any, kind: type) -> Any:
         raise ValueError(f"training option {key}={value!r}: expected a {kind.__name__}") from None
 
 
-def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
+def learning_rate_factor(iteration: int, config: Schedule) -> float:
     """mmseg's poly schedule with linear warm-up: the factor applied to each group's base rate."""
     poly = (1 - iteration / config.iterations) ** config.power
     if iteration < config.warmup:
@@ -212,7 +221,7 @@ def optimizer_steps(iterations: int, accumulate: int) -> int:
     return -(-iterations // accumulate)
 
 
-def schedule_record(config) -> dict[str, Any]:
+def schedule_record(config: Schedule) -> dict[str, Any]:
     """What a checkpoint and `trained.json` say about how much training it was."""
     return {"iterations": config.iterations, "accumulate": config.accumulate,
             "optimizer_steps": optimizer_steps(config.iterations, config.accumulate),
@@ -244,7 +253,7 @@ def sample_rng(seed: int, iteration: int, accumulate: int) -> np.random.Generato
     return np.random.default_rng([seed, iteration // accumulate, iteration % accumulate])
 
 
-def parameter_groups(model: nn.Module, head_parameters: list[nn.Parameter], config) -> list[dict[str, Any]]:
+def parameter_groups(model: nn.Module, head_parameters: list[nn.Parameter], config: Schedule) -> list[dict[str, Any]]:
     """The backbone at `lr`, the head at `lr * head_lr_mult`, weight decay on everything."""
     head_ids = {id(p) for p in head_parameters}
     backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
@@ -252,7 +261,7 @@ def parameter_groups(model: nn.Module, head_parameters: list[nn.Parameter], conf
             {"params": head_parameters, "lr": config.lr * config.head_lr_mult, "weight_decay": config.weight_decay}]
 
 
-def train(model: nn.Module, groups: list[dict[str, Any]], loss_fn: LossFn, config, run_dir: pathlib.Path,
+def train(model: nn.Module, groups: list[dict[str, Any]], loss_fn: LossFn, config: Schedule, run_dir: pathlib.Path,
           device: torch.device, write_final: Callable[[pathlib.Path], None], amp: bool = True) -> pathlib.Path:
     """Run `config.iterations` iterations of one sample each, stepping AdamW every `config.accumulate`
     of them, as mmcv's IterBasedRunner with GradientCumulativeOptimizerHook does: each loss is divided

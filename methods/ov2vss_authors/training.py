@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.metrics import IGNORE
-from methods.ov2vss.training import check_schedule, config_from_options
+from methods.ov2vss.training import Schedule
 from methods.ov2vss_authors import preprocess
 
 #: mmcv's custom_keys of their paramwise_cfg, in the order mmcv tries them (longest first, then by
@@ -56,15 +56,9 @@ MIN_CROP = 96
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    iterations: int = 100_000         # mmcv runner iterations: one sample each
-    lr: float = 3e-6
-    head_lr_mult: float = 10.0
-    weight_decay: float = 0.01
-    warmup: int = 1500
-    warmup_ratio: float = 1e-6
-    power: float = 0.9
-    accumulate: int = 4
+class TrainConfig(Schedule):
+    """Their recipe: the schedule (iterations as mmcv counts them), their clips and augmentation."""
+
     scale: int = 1024                 # Resize img_scale (1024, 1024)
     ratio_min: float = 0.5
     ratio_max: float = 2.0
@@ -73,23 +67,18 @@ class TrainConfig:
     flip: float = 0.5
     reverse: float = 0.5              # their "flip video": the frame list reversed
     photometric: bool = True
-    checkpoint_every: int = 10_000
-    log_every: int = 50
+    checkpoint_every: int = 10_000    # their checkpoint_config interval
+    log_every: int = 50               # their log_config interval
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> TrainConfig:
-        config = config_from_options(cls, options)
-        if config.iterations < 1 or config.accumulate < 1 or config.scale < 32:
-            raise ValueError(f"ov2vss-authors training options iterations={config.iterations}, accumulate="
-                             f"{config.accumulate}, scale={config.scale}: need iterations >= 1, accumulate >= 1, "
-                             "scale >= 32")
-        if config.crop < MIN_CROP or config.crop % 16:
-            raise ValueError(f"ov2vss-authors crop={config.crop}: use a multiple of 16 of at least {MIN_CROP} (their "
+    def check(self) -> None:
+        super().check()
+        if self.scale < 32:
+            raise ValueError(f"ov2vss-authors scale={self.scale}: need scale >= 32")
+        if self.crop < MIN_CROP or self.crop % 16:
+            raise ValueError(f"ov2vss-authors crop={self.crop}: use a multiple of 16 of at least {MIN_CROP} (their "
                              "STCF pools the 1/16 grid 2-8x and convolves the pooled maps; 64 is too small)")
-        if not 0 < config.ratio_min <= config.ratio_max:
-            raise ValueError(f"ov2vss-authors ratio range {config.ratio_min}..{config.ratio_max} is empty")
-        check_schedule(config)
-        return config
+        if not 0 < self.ratio_min <= self.ratio_max:
+            raise ValueError(f"ov2vss-authors ratio range {self.ratio_min}..{self.ratio_max} is empty")
 
 
 # -- the optimiser ---------------------------------------------------------------------------------
