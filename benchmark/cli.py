@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from benchmark import plan
     from benchmark.data.settings import PROTOCOLS
-    from benchmark.executors import EXECUTORS
+    from benchmark.execution.executors import EXECUTORS
     from benchmark.metrics import VC_RULES
 
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=(
@@ -189,8 +189,10 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import executors, plan, profiles
-    from benchmark.runner import RunContext, resolve_device
+    from benchmark import plan
+    from benchmark.execution import executors, profiles
+    from benchmark.runner import RunContext
+    from benchmark.runtime import resolve_device
     from benchmark.store import RunStore
 
     plugins = load_plugins(args.plugin)
@@ -302,7 +304,7 @@ def _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root)
     from dataclasses import replace
 
     from benchmark.data import catalog
-    from benchmark.training import PlannedTraining, TrainContext, Training
+    from benchmark.execution.training import PlannedTraining, TrainContext, Training
 
     default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
     name, setting = catalog.parse(args.train_on or default)
@@ -324,8 +326,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from benchmark import plan, registry
     from benchmark.data import catalog
     from benchmark.interface import TrainableMethod
-    from benchmark.runner import resolve_device
-    from benchmark.training import TRAINED, TrainContext, Training, run_training
+    from benchmark.runtime import resolve_device
+    from benchmark.execution.training import TRAINED, TrainContext, Training, run_training
 
     plugins = load_plugins(args.plugin)
     cls = registry.get(args.method)
@@ -391,9 +393,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool) -> None:
     """Write and print the tables, draw the plots, and log to mlflow unless `tracking_uri` is False.
     With `cell_ids`, the table of every cell shows only those (a run's own cells)."""
-    from benchmark import plots, reports, tracking
+    from benchmark.reporting import plots, tables, tracking
 
-    report = reports.write_report(output)
+    report = tables.write_report(output)
     for table in report.tables:
         if table.name == "cells" and cell_ids is not None:
             table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
@@ -417,14 +419,14 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from benchmark import status
+    from benchmark.execution import status
 
     print(status.format_rows(status.rows(args.dir)))
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from benchmark import tracking
+    from benchmark.reporting import tracking
 
     if tracking.port_in_use(args.host, args.port):
         raise UsageError(f"port {args.port} on {args.host} is in use (an mlflow UI running already?); "

@@ -14,10 +14,7 @@ import importlib.metadata
 import importlib.util
 import pathlib
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from benchmark.interface import Method
+from typing import Any
 
 ENTRY_POINT_GROUP = "benchmark.methods"
 
@@ -36,14 +33,15 @@ BUILTIN: dict[str, tuple[str, str]] = {
                        "OV2VSS as the authors' released code computes it, from their checkpoint (test time)"),
 }
 
-_registered: dict[str, type[Method]] = {}
+#: name -> Method subclass (this module never imports `interface`: defining a subclass calls `register`)
+_registered: dict[str, type] = {}
 
 
 class UnknownMethodError(LookupError):
     pass
 
 
-def register(cls: type[Method]) -> None:
+def register(cls: type) -> None:
     """Record a method class under its `name` (called when the subclass is defined)."""
     name = cls.name
     if not isinstance(name, str) or not name:
@@ -85,7 +83,7 @@ def describe(name: str) -> str:
     return doc[0] if doc else ""
 
 
-def get(name: str) -> type[Method]:
+def get(name: str) -> type:
     """The class registered under `name`, importing it if it is a built-in or an entry point."""
     if name in _registered:
         return _registered[name]
@@ -107,7 +105,7 @@ def get(name: str) -> type[Method]:
     return _registered[name]
 
 
-def create(name: str, **options: Any) -> Method:
+def create(name: str, **options: Any) -> Any:
     """An instance of the method `name` with these options."""
     cls = get(name)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import pathlib
-import random
 import time
 import traceback
 import zlib
@@ -28,6 +27,7 @@ from benchmark.interface import Video
 from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
+from benchmark.runtime import resolve_device, seed_everything
 from benchmark.store import RunStore, now, provenance
 
 log = logging.getLogger(__name__)
@@ -48,17 +48,6 @@ class RunContext:
 
 class CellFailure(Exception):
     """A failure attributed to the method or the data, with where it happened."""
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("this machine has no CUDA device; use --device cpu or auto")
-    return device
 
 
 def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, shards: int = 1) -> dict[str, Any]:
@@ -213,8 +202,8 @@ def _finish(cell: Cell, store: RunStore, evaluation, result: dict[str, Any]) -> 
 
 
 def trained_checkpoint(training: str) -> pathlib.Path:
-    """The checkpoint a finished training run (`benchmark.training`) recorded in its folder."""
-    from benchmark.training import read_trained
+    """The checkpoint a finished training run (`benchmark.execution.training`) recorded in its folder."""
+    from benchmark.execution.training import read_trained
 
     return read_trained(pathlib.Path(training))
 
@@ -325,11 +314,3 @@ def _sparse_to_confusion(entries: list[list[int]], num_classes: int) -> Confusio
         rows, cols, counts = np.asarray(entries, dtype=np.int64).T
         np.add.at(confusion.counts, (rows, cols), counts)
     return confusion
-
-
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)

@@ -20,7 +20,8 @@ import statistics
 import tempfile
 import time
 
-from benchmark import executors, plan, profiles
+from benchmark import plan
+from benchmark.execution import executors, profiles
 from benchmark.runner import RunContext
 from benchmark.store import RunStore
 

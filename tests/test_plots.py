@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmark import cli
-from benchmark.plots import NOT_SCORED, display_labels, palette, per_class_iou, qualitative_strip, write_plots
+from benchmark.reporting.plots import NOT_SCORED, display_labels, palette, per_class_iou, qualitative_strip, write_plots
 
 CLASSES = ["sky", "road", "car", "person"]
 SKY, ROAD, CAR, PERSON = range(4)
@@ -76,7 +76,7 @@ def test_write_plots_writes_one_chart_per_setting_and_a_strip_of_the_complete_sh
     write_showcase(run, incomplete, person_everywhere, frames=FRAMES[:-1])
     write_cell(run, cell_result("alpha", setting="all"))
 
-    with caplog.at_level(logging.WARNING, logger="benchmark.plots"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.reporting.plots"):
         written = write_plots(run)
 
     plots = run / "plots"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmark import jobs, profiles
+from benchmark.execution import jobs, profiles
 
 
 def test_cluster_profiles_are_data_with_checked_keys(tmp_path):

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark import cli, reports
+from benchmark import cli
+from benchmark.reporting import tables
 from methods import clip
 from methods.ov2vss.variants import TABLE_III
 
@@ -38,7 +39,7 @@ def read(run, name):
 
 
 def published(name):
-    return pd.read_csv(reports.PUBLISHED / f"{name}.csv", dtype=str)
+    return pd.read_csv(tables.PUBLISHED / f"{name}.csv", dtype=str)
 
 
 def test_every_table_is_written_in_three_formats(paper_run):
@@ -64,7 +65,7 @@ def test_comparison_rows_are_the_cells_beside_the_published_numbers(paper_run, t
     reported = data[data["Source"] == "reported"]
     # every published row, in the paper's order, with its numbers as printed
     assert list(zip(reported["Method"], reported["Backbone"])) == list(zip(paper["Method"], paper["Backbone"]))
-    for metric in reports.PAPER_METRICS:
+    for metric in tables.PAPER_METRICS:
         assert list(reported[metric]) == [float(v) for v in paper[metric]]
     reproduced = data[data["Source"] == "reproduced"]
     assert set(reproduced["cell"]) == {c for c, r in cells.items() if r["cell"]["setting"] == (
@@ -73,9 +74,9 @@ def test_comparison_rows_are_the_cells_beside_the_published_numbers(paper_run, t
     matched = 0
     for _, row in reproduced.iterrows():
         metrics = cells[row["cell"]]["metrics"]
-        backbone = row["Backbone"].removesuffix(f" {reports.STAND_IN_NOTE}")
+        backbone = row["Backbone"].removesuffix(f" {tables.STAND_IN_NOTE}")
         reference = paper[(paper["Method"] == row["Method"]) & (paper["Backbone"] == backbone)]
-        for metric in reports.PAPER_METRICS:
+        for metric in tables.PAPER_METRICS:
             assert row[metric] == pytest.approx(metrics[metric], abs=1e-4)
             if len(reference):
                 assert row[f"{metric}_delta"] == pytest.approx(metrics[metric] - float(reference[metric].iloc[0]),
@@ -94,7 +95,7 @@ def test_ablation_rows_follow_the_paper(paper_run):
     data, paper = read(run, "table3"), published("table3")
     assert list(zip(data["Group"], data["Setting"], data["Variant"])) == list(TABLE_III)
     assert list(data["Published mIoU"]) == [float(v) for v in paper["mIoU"]]
-    column = f"ViT-B2 {reports.STAND_IN_NOTE}"
+    column = f"ViT-B2 {tables.STAND_IN_NOTE}"
     for _, row in data.iterrows():
         cell = cells[row[f"cell {column}"]]
         assert cell["provenance"]["method"]["variant"] == row["Variant"]

@@ -14,7 +14,8 @@ import pytest
 from conftest import REPO, TEST_METHODS, run_cli
 from test_reports import DATA, TINY
 
-from benchmark import cli, jobs
+from benchmark import cli
+from benchmark.execution import jobs
 
 SLURM = ["--executor", "slurm", "--cluster-profile", "local", "--slurm", "poll_s=0.5"]
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, TEST_METHODS, run_cli
 from mlflow import MlflowClient
 
-from benchmark import tracking
+from benchmark.reporting import tracking
 from benchmark.cli import main
 
 CHANCE_RUN = ["run", "--methods", "chance", "--datasets", "synthetic:unseen,synthetic:all"]

@@ -54,6 +54,11 @@ class TrainableCostVolume(TrainableMethod):
         """The checkpoint shipped for the miniature world (`weights/toy/`), when it fits the options."""
         from methods.toy import shipped
 
+        model = options.get("clip_model", "auto")
+        if options.get("clip_pretrained", "auto") != "auto" or model not in ("auto", clip_module.TOY_MODEL):
+            return None
+        if model == "auto" and clip_module.auto_model() != clip_module.TOY_MODEL:
+            return None  # real CLIP weights were found: the toy-trained head would read foreign cost volumes
         return shipped.checkpoint_for(cls.name, options, cls.default_options(), cls.inference_options)
 
     @classmethod

@@ -29,11 +29,10 @@ import torch
 
 from benchmark.interface import ABSTAIN, TableLabel, TrainableMethod, Video
 from methods.ov2vss_authors import clips, preprocess
+from methods.ov2vss_authors.reference import RECORD_STRIDE
 
 BACKGROUND = "background"
 BACKGROUND_MODES = ("abstain", "none")
-#: Every `RECORD_STRIDE`-th row and column of the final probabilities is recorded (their fixture's grid).
-RECORD_STRIDE = 16
 
 
 class OV2VSSAuthors(TrainableMethod):

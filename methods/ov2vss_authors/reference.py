@@ -33,6 +33,9 @@ R0_SCALES = {"decode_head.predictor.corr.conv1.weight": 1.0, "decode_head.dsn_he
              "decode_head.hypercorre_module.pooling_proj_linear.weight": 0.00390625}
 FILES = ("keys.tsv", "weights_sha256.json", "vocabulary.json", "tolerances.json", "frames.json", "clips.json")
 
+#: Every `RECORD_STRIDE`-th row and column of the final probabilities is recorded (their fixture's grid).
+RECORD_STRIDE = 16
+
 
 @dataclass(frozen=True)
 class KeySpec:
@@ -194,8 +197,6 @@ class AuthorsFixture:
 
     @staticmethod
     def _strided(frame_hw: tuple[int, int]) -> tuple[int, int]:
-        from methods.ov2vss_authors.method import RECORD_STRIDE
-
         return tuple(-(-side // RECORD_STRIDE) for side in frame_hw)
 
     def prepare(self, workdir: pathlib.Path) -> ReferenceRun:

@@ -138,7 +138,7 @@ def _build_trained(artifact: str, target: pathlib.Path, seed: int) -> dict[str, 
     """Train the artifact's method on synthetic:seen as `python -m benchmark train` would, keep the
     weights in float16 (half the size; they load into the float32 model), and score it on synthetic:unseen."""
     from benchmark import plan
-    from benchmark.training import TrainContext, Training, run_training
+    from benchmark.execution.training import TrainContext, Training, run_training
 
     method, identity = TRAINED[artifact]
     options = trained_options(artifact)

@@ -44,14 +44,8 @@ def manifest() -> dict[str, Any]:
 
 def checkpoint_for(method: str, options: dict[str, Any], defaults: dict[str, Any],
                    inference_options: Iterable[str] = ()) -> str | None:
-    """The first shipped checkpoint of `method` that fits these (resolved) options, or None."""
-    from methods import clip
-
-    if options.get("clip_pretrained", "auto") != "auto" or options.get("clip_model", "auto") not in ("auto",
-                                                                                                    clip.TOY_MODEL):
-        return None
-    if options.get("clip_model", "auto") == "auto" and clip.auto_model() != clip.TOY_MODEL:
-        return None  # real CLIP weights were found: the toy-trained head would read foreign cost volumes
+    """The first shipped checkpoint of `method` that fits these (resolved) options, or None. The
+    caller checks first that the options read the toy CLIP, whose cost volumes these heads learned."""
     skip = {"clip_model", "clip_pretrained", *inference_options}
     for filename, entry in sorted(manifest().items()):
         file = path(filename) if entry.get("method") == method else None

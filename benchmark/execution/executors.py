@@ -1,6 +1,6 @@
 """Where cells run: `debug` (in this process, one after another), `local` (each cell in its own
 process through submitit's local executor, a few at a time) or `slurm` (SLURM jobs, see
-`benchmark.slurm_executor`). Cells pass nothing back but their result files, so the executors are
+`benchmark.execution.slurm`). Cells pass nothing back but their result files, so the executors are
 interchangeable. Training runs the cells need (`run --train`) go first.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.plan import Cell
-from benchmark.profiles import ClusterProfile
+from benchmark.execution.profiles import ClusterProfile
 from benchmark.runner import RunContext, run_cell
 from benchmark.store import RunStore, now
-from benchmark.training import run_training
+from benchmark.execution.training import run_training
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def execute(cells: list[Cell], context: RunContext, executor: str = "debug", wor
     executor was told not to wait)."""
     trainings = trainings or []
     if executor == "slurm":
-        from benchmark.slurm_executor import execute_slurm
+        from benchmark.execution.slurm import execute_slurm
 
         slurm = slurm or SlurmOptions(ClusterProfile())
         return execute_slurm(cells, context, slurm.profile, trainings, slurm.shards, slurm.wait, on_result)

@@ -81,7 +81,7 @@ def run_training(training_data: dict[str, Any], context: TrainContext) -> str:
     run whose folder already records a finished checkpoint returns it without training again."""
     from benchmark import registry
     from benchmark.data.training import open_training
-    from benchmark.runner import resolve_device, seed_everything
+    from benchmark.runtime import resolve_device, seed_everything
 
     training = Training.from_dict(training_data)
     folder = pathlib.Path(context.folder)

@@ -6,7 +6,7 @@
 - A job that is preempted or runs out of time is requeued by submitit (`Checkpointable`) and resumes
   from what it saved; a job the cluster took away (cancelled, node failure) is resubmitted by the
   driver, up to `max_retries` times; a job that crashed is reported with its log's last lines.
-- Every job's id and logs are recorded per task (`benchmark.jobs`), so `--no-wait` can return at once
+- Every job's id and logs are recorded per task (`benchmark.execution.jobs`), so `--no-wait` can return at once
   and a later `run` or `status` picks the jobs up again.
 - Jobs run a copy of the repository made at submission, so editing the checkout does not change them.
 """
@@ -26,13 +26,13 @@ from typing import Any
 
 import submitit
 
-from benchmark import jobs
-from benchmark.jobs import Task, TaskRecords
+from benchmark.execution import jobs
+from benchmark.execution.jobs import Task, TaskRecords
 from benchmark.plan import Cell
-from benchmark.profiles import ClusterProfile
+from benchmark.execution.profiles import ClusterProfile
 from benchmark.runner import RunContext, merge_shards, open_evaluation, run_cell
 from benchmark.store import REPOSITORY, RunStore, now
-from benchmark.training import PlannedTraining, TrainContext, run_training
+from benchmark.execution.training import PlannedTraining, TrainContext, run_training
 
 log = logging.getLogger(__name__)
 

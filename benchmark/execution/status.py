@@ -7,10 +7,10 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass, field
 
-from benchmark import jobs
-from benchmark.jobs import Task, TaskRecords
+from benchmark.execution import jobs
+from benchmark.execution.jobs import Task, TaskRecords
 from benchmark.store import RunStore
-from benchmark.training import TRAINED
+from benchmark.execution.training import TRAINED
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES_DIR = pathlib.Path(__file__).resolve().parents[1] / "slurm"
+PROFILES_DIR = pathlib.Path(__file__).resolve().parents[2] / "slurm"
 DEFAULT_PROFILE = "default"
 
 
