@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark import plan
     from benchmark.data.settings import PROTOCOLS
     from benchmark.execution.executors import EXECUTORS
     from benchmark.metrics import VC_RULES
@@ -44,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="evaluate methods on dataset settings",
                               description="Evaluate every method on every dataset setting; finished cells are skipped.")
     run.add_argument("--methods", default="all", help="'all' or NAME,NAME,... (see `list methods`)")
-    run.add_argument("--suite", default=None, choices=plan.SUITE_NAMES,
-                     help="run the configurations and dataset settings a paper table needs (with --methods: only "
-                          "those methods' rows); tiny stand-in models on the synthetic data when a dataset is missing")
+    run.add_argument("--suite", default=None, metavar="NAME|FILE",
+                     help="run the rows of a table file (with --methods: only those methods' rows): a built-in one "
+                          "(table1, table2, table3, paper; see `list suites`) or your own .yaml; tiny stand-in models on "
+                          "the synthetic data when its dataset is missing")
     run.add_argument("--datasets", default="all",
                      help="'all' (real datasets found under the data root, else synthetic) or NAME[:SETTING],...")
     run.add_argument("--protocol", default="intended", choices=PROTOCOLS,
-                     help="label handling: the intended mapping or the authors' (see README)")
+                     help="label handling: the intended mapping or the authors' (see docs/command-line.md)")
     run.add_argument("--executor", default="debug", choices=EXECUTORS,
                      help="debug: in this process; local: each cell in its own process; slurm: SLURM jobs")
     run.add_argument("--workers", type=int, default=1, help="cells run at once by the local executor")
@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fresh", action="store_true", help="discard the folder's saved state and start again")
     train.set_defaults(handler=cmd_train)
 
-    listing = commands.add_parser("list", help="list methods or datasets")
-    listing.add_argument("what", choices=["methods", "datasets"])
+    listing = commands.add_parser("list", help="list methods, datasets or suites")
+    listing.add_argument("what", choices=["methods", "datasets", "suites"])
     listing.add_argument("--plugin", action="append", default=[], help="also list the methods this file or module defines")
     listing.add_argument("--data-root", type=pathlib.Path, default=None)
     listing.set_defaults(handler=cmd_list)
@@ -190,16 +190,52 @@ def load_plugins(given: list[str]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import plan
-    from benchmark.execution import executors, profiles
+    from benchmark.execution import executors
     from benchmark.runner import RunContext
-    from benchmark.runtime import resolve_device
     from benchmark.store import RunStore
 
+    request = _request(args, evaluate=True)
+    slurm = _slurm_options(args)
+    made = plan.make(request)
+    for note in made.notes:
+        print(note)
+    store = RunStore(args.output)
+    store.add_to_plan([c.to_dict() for c in made.cells], {
+        "argv": sys.argv[1:], "plugins": request.plugins, "data_root": request.data_root, "device": args.device,
+        **({"tables": made.tables} if made.tables else {})})
+    if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
+        for cell in made.cells:
+            store.result_path(cell.id).unlink(missing_ok=True)
+            store.clear_partial(cell.id)
+    todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"]
+    print(f"{len(made.cells)} cells ({len(made.cells) - len(todo)} finished already) -> {args.output}")
+    context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device)
+    results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
+    if results is None:  # submitted without waiting
+        return 0
+    _report(args.output, [c.id for c in made.cells], args.tracking_uri if not args.no_tracking else False)
+    failed = [r for r in results if r.get("status") != "done"]
+    for result in failed:
+        print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _request(args: argparse.Namespace, evaluate: bool):
+    """The planning request of `run` or `train`, from arguments checked here (files, devices, flags)."""
+    from benchmark import plan
+    from benchmark.runtime import resolve_device
+
     plugins = load_plugins(args.plugin)
-    methods = plan.expand_methods(args.methods)
-    if not methods:
-        raise UsageError("no methods to run; name them with --methods or add a --plugin")
-    dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
+    try:
+        resolve_device(args.device)
+    except RuntimeError as error:
+        raise UsageError(f"--device {args.device!r}: {error}") from error
+    data_root = str(args.data_root.resolve()) if args.data_root else None
+    common = dict(protocol=args.protocol, options=plan.parse_assignments(args.opt, "--opt"),
+                  dataset_options=plan.parse_assignments(args.dataset_opt, "--dataset-opt"), seed=args.seed,
+                  data_root=data_root, plugins=plugins, device=args.device, argv=sys.argv[1:])
+    if not evaluate:
+        return plan.Request(methods=[args.method], train=True, evaluate=False, train_on=args.dataset, **common)
     checkpoints = {}
     for item in args.checkpoint:
         name, eq, path = item.partition("=")
@@ -208,153 +244,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not pathlib.Path(path).is_file():
             raise UsageError(f"--checkpoint {item!r}: no file {path}")
         checkpoints[name] = str(pathlib.Path(path).resolve())
-    try:
-        resolve_device(args.device)
-    except RuntimeError as error:
-        raise UsageError(f"--device {args.device!r}: {error}") from error
-    data_root = str(args.data_root.resolve()) if args.data_root else None
-    slurm = None
-    if args.executor == "slurm":
+    if args.executor == "slurm" and data_root is None:
         from benchmark.data.cards import default_data_root
 
-        data_root = data_root or str(default_data_root().resolve())  # jobs run in a copy of the repository,
-        # so the default data root is named here, for cells and trainings alike
-        slurm = executors.SlurmOptions(profiles.load(args.cluster_profile, args.slurm), args.shards, not args.no_wait)
-    elif args.shards != 1 or args.no_wait or args.slurm:
-        raise UsageError("--shards, --no-wait and --slurm apply to --executor slurm only")
+        # jobs run in a copy of the repository, so the default data root is named here, for cells and trainings
+        common["data_root"] = str(default_data_root().resolve())
+    methods = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    datasets = None if args.datasets == "all" else [d.strip() for d in args.datasets.split(",") if d.strip()]
+    return plan.Request(methods=methods, datasets=datasets, suite=args.suite, checkpoints=checkpoints,
+                        vc_rule=args.vc_rule, train=args.train, train_on=args.train_on, **common)
+
+
+def _slurm_options(args: argparse.Namespace):
+    from benchmark.execution import executors, profiles
+
     if args.shards < 1:
         raise UsageError(f"--shards {args.shards}: give 1 or more jobs per cell")
-    options = plan.parse_assignments(args.opt, "--opt")
-    if args.suite:
-        if args.datasets != "all":
-            raise UsageError(f"--suite {args.suite} picks the dataset settings: drop --datasets (or run rows one by "
-                             "one without --suite)")
-        cells, notes = plan.build_suite(args.suite, None if args.methods == "all" else methods, args.protocol,
-                                        options, dataset_options, args.data_root, args.seed, args.vc_rule,
-                                        checkpoints)
-    else:
-        datasets, note = plan.expand_datasets(args.datasets, args.data_root, dataset_options)
-        notes = [note] if note else []
-        cells = plan.build(methods, datasets, args.protocol, options, dataset_options, checkpoints, args.seed,
-                           args.vc_rule)
-    plan.check_checkpoints(cells)
-    for note in notes:
-        print(note)
-    given_only = plan.untrainable(cells)
-    if given_only:
-        names = list(dict.fromkeys(cell.method for cell in given_only))
-        how = "; ".join(f"pass --checkpoint {m}=PATH" for m in names)
-        if args.methods != "all":
-            raise UsageError(f"{', '.join(names)} needs weights it cannot train here: {how}")
-        print(f"left out (needs weights given with --checkpoint): {', '.join(names)}; {how}")
-        cells = [cell for cell in cells if cell not in given_only]
-    untrained = plan.untrained(cells)
-    if untrained and not args.train:  # --train means: train what was given no weights, shipped ones aside
-        cells, untrained = plan.with_default_weights(cells)
-        for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):
-            if checkpoint not in checkpoints.values():
-                print(f"{method}: shipped weights {checkpoint} (trained on the synthetic world's seen classes "
-                      "against the toy CLIP; pass --checkpoint or --train for your own)")
-    trainings = []
-    if untrained and args.train:
-        cells, trainings = _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root)
-    elif untrained:
-        names = list(dict.fromkeys(cell.method for cell in untrained))
-        how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
-                        for m in names)
-        if args.suite:
-            raise UsageError(f"--suite {args.suite} needs trained weights for {len(untrained)} cells of "
-                             f"{', '.join(names)}: add --train (finished training runs are reused)")
-        if args.methods != "all":
-            raise UsageError(f"{', '.join(names)} needs trained weights: {how} (or add --train)")
-        print(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
-        cells = [cell for cell in cells if cell not in untrained]
-    context = RunContext(str(args.output.resolve()), plugins, data_root, args.device)
-    store = RunStore(args.output)
-    store.add_to_plan([c.to_dict() for c in cells], {"argv": sys.argv[1:], "plugins": plugins,
-                                                    "data_root": data_root, "device": args.device})
-    if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
-        for cell in cells:
-            store.result_path(cell.id).unlink(missing_ok=True)
-            store.clear_partial(cell.id)
-    finished = [c for c in cells if (store.read_result(c.id) or {}).get("status") == "done"]
-    todo = [c for c in cells if c not in finished]
-    print(f"{len(cells)} cells ({len(finished)} finished already) -> {args.output}")
-
-    def announce(result):
-        metrics = result.get("metrics") or {}
-        shown = f"mIoU {metrics['mIoU']:.2f}" if metrics.get("mIoU") is not None else result.get("error", {}).get("message", "")
-        if result.get("method_counts"):
-            shown += f" ({', '.join(f'{k} {v}' for k, v in result['method_counts'].items())})"
-        print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
-
-    results = executors.execute(todo, context, args.executor, args.workers, announce, trainings, slurm)
-    if results is None:  # submitted without waiting
-        return 0
-    _report(args.output, [c.id for c in cells], args.tracking_uri if not args.no_tracking else False)
-    failed = [r for r in results if r.get("status") != "done"]
-    for result in failed:
-        print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
-    return 1 if failed else 0
+    if args.executor != "slurm":
+        if args.shards != 1 or args.no_wait or args.slurm:
+            raise UsageError("--shards, --no-wait and --slurm apply to --executor slurm only")
+        return None
+    return executors.SlurmOptions(profiles.load(args.cluster_profile, args.slurm), args.shards, not args.no_wait)
 
 
-def _plan_trainings(args, cells, untrained, dataset_options, plugins, data_root):
-    """The training runs `run --train` needs, one per configuration, on --train-on's data; and the
-    cells, the untrained ones now naming the training run whose weights they load."""
-    from dataclasses import replace
-
-    from benchmark.data import catalog
-    from benchmark.execution.training import PlannedTraining, TrainContext, Training
-
-    default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
-    name, setting = catalog.parse(args.train_on or default)
-    planned, folders = {}, {}
-    for cell in untrained:
-        training = Training(cell.method, cell.options, name, setting or "seen", args.protocol,
-                            dataset_options.get(name, {}), args.seed)
-        if training.id not in planned:
-            context = TrainContext(str(training.folder()), plugins, data_root, args.device, sys.argv[1:])
-            planned[training.id] = PlannedTraining(training, context)
-            print(f"{cell.method}: {'trained already' if planned[training.id].finished else 'trains first'} on "
-                  f"{name}:{training.setting} -> {context.folder}")
-        folders[cell.id] = planned[training.id].context.folder
-    cells = [replace(cell, training=folders[cell.id]) if cell.id in folders else cell for cell in cells]
-    return cells, list(planned.values())
+def _announce(result: dict) -> None:
+    """One line per finished cell."""
+    metrics = result.get("metrics") or {}
+    shown = f"mIoU {metrics['mIoU']:.2f}" if metrics.get("mIoU") is not None else result.get("error", {}).get("message", "")
+    if result.get("method_counts"):
+        shown += f" ({', '.join(f'{k} {v}' for k, v in result['method_counts'].items())})"
+    print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from benchmark import plan, registry
-    from benchmark.data import catalog
-    from benchmark.interface import TrainableMethod
-    from benchmark.runtime import resolve_device
-    from benchmark.execution.training import TRAINED, TrainContext, Training, run_training
+    from benchmark import plan
+    from benchmark.execution.training import TRAINED, TrainContext, run_training
 
-    plugins = load_plugins(args.plugin)
-    cls = registry.get(args.method)
-    if not issubclass(cls, TrainableMethod):
-        raise UsageError(f"method {args.method} is not trainable (not a TrainableMethod); it runs as it is")
-    if not cls.trains:
-        raise UsageError(f"method {args.method} cannot be trained here; it loads weights it is given: "
-                         f"run it with --checkpoint {args.method}=PATH")
-    options = plan.parse_assignments(args.opt, "--opt")
-    dataset_options = plan.parse_assignments(args.dataset_opt, "--dataset-opt")
-    name, setting = catalog.parse(args.dataset)
-    stray = sorted(set(options) - {args.method}) + sorted(set(dataset_options) - {name})
-    if stray:
-        raise UsageError(f"--opt/--dataset-opt name {stray}; this trains only {args.method} on {name}")
-    try:
-        resolve_device(args.device)
-    except RuntimeError as error:
-        raise UsageError(f"--device {args.device!r}: {error}") from error
-    training = Training(args.method, plan.resolve_options(args.method, options), name, setting or "seen",
-                        args.protocol, dataset_options.get(name, {}), args.seed)
-    folder = args.output.resolve() if args.output else training.folder()
+    planned = plan.make(_request(args, evaluate=False)).trainings[0]
+    folder = args.output.resolve() if args.output else pathlib.Path(planned.context.folder)
     if args.fresh:
         for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
             (folder / stale).unlink(missing_ok=True)
-    data_root = str(args.data_root.resolve()) if args.data_root else None
-    checkpoint = run_training(training.to_dict(), TrainContext(str(folder), plugins, data_root, args.device,
-                                                               sys.argv[1:]))
+    context = TrainContext(str(folder), planned.context.plugins, planned.context.data_root, args.device,
+                           planned.context.argv)
+    checkpoint = run_training(planned.training.to_dict(), context)
     given = "".join(f" --opt {item}" for item in args.opt)
     print(f"checkpoint: {checkpoint}\nloss log: {folder / 'loss.csv'}\nevaluate with: python -m benchmark run "
           f"--methods {args.method}{given} --checkpoint {args.method}={checkpoint}")
@@ -369,6 +302,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             registry.load_plugin(plugin)
         for name, source in registry.available().items():
             print(f"{name:24s} {registry.describe(name)}  [{source}]")
+        return 0
+    if args.what == "suites":
+        from benchmark import suites
+
+        for name in suites.builtin():
+            suite = suites.find(name)
+            print(f"{name:12s} {', '.join(t.name for t in suite.tables) if len(suite.tables) > 1 else suite.tables[0].title}"
+                  f"  [{suite.path}]")
         return 0
     from benchmark.data import catalog
 
@@ -399,7 +340,7 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
     for table in report.tables:
         if table.name == "cells" and cell_ids is not None:
             table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
-        if table.name == "cells" or table.name.startswith("table"):
+        if table.headline:
             print(table.markdown())
     print(f"tables: {', '.join(t.name for t in report.tables)} in {output / 'tables'} (.md, .csv, .tex)")
     drawn = plots.write_plots(output, report.labels)

@@ -109,12 +109,15 @@ class TableLabel(NamedTuple):
     label equals a row of a published table is shown beside it with the difference; `stand_in` marks
     a scaled-down model in place of that backbone (the tiny test models): still put beside the
     paper's row, with a note that the difference is not comparable. `reproduces` names the published
-    Method a differently named row reproduces (e.g. "OV2VSS (authors' code)" under "OV2VSS")."""
+    Method a differently named row reproduces (e.g. "OV2VSS (authors' code)" under "OV2VSS").
+    `variant` names a variant of the method's model other than the model itself (an ablation, e.g.
+    "baseline"): such cells are left out of comparison tables and fill the rows of ablation tables."""
 
     method: str
     backbone: str = "-"
     stand_in: bool = False
     reproduces: str | None = None
+    variant: str | None = None
 
     @property
     def row(self) -> tuple[str, str]:

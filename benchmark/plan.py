@@ -1,5 +1,7 @@
-"""Cells: one method (with its options) on one dataset setting under one protocol.
+"""Planning: what `run` and `train` ask for (a `Request`) becomes a `Plan` in one call, `make`.
 
+A plan holds the cells (one method with its options on one dataset setting under one protocol),
+the training runs they wait for, which weights each cell loads and why, and notes for the user.
 A cell's id is derived from its full configuration, so the same experiment always lands in the same
 result file and a re-run can skip what is finished.
 """
@@ -13,8 +15,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmark import registry
+from benchmark import registry, suites
 from benchmark.data import catalog
+from benchmark.execution.training import PlannedTraining, TrainContext, Training
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,152 @@ def parse_assignments(items: list[str], flag: str) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def build(methods: list[str], datasets: list[tuple[str, str]], protocol: str = "intended",
-          options: dict[str, dict[str, Any]] | None = None,
-          dataset_options: dict[str, dict[str, Any]] | None = None,
-          checkpoints: dict[str, str] | None = None, seed: int = 0, vc_rule: str = "vspw") -> list[Cell]:
+class PlanError(ValueError):
+    """A request that cannot be planned: the message says what to change."""
+
+
+@dataclass
+class Request:
+    """What the user asked for, with names and values as given (checked by `make`)."""
+
+    methods: list[str] | None = None           # None: every available method (or every row of the suite)
+    datasets: list[str] | None = None          # NAME[:SETTING] specs; None: the real datasets found, else synthetic
+    suite: str | None = None                   # a built-in suite's name or a table file's path
+    protocol: str = "intended"
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)          # per method
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per dataset
+    checkpoints: dict[str, str] = field(default_factory=dict)                 # method -> weights file
+    seed: int = 0
+    vc_rule: str = "vspw"
+    data_root: str | None = None
+    train: bool = False                        # train what has no weights (run --train), or only train (`train`)
+    evaluate: bool = True                      # False: plan the training runs alone (`train`)
+    train_on: str | None = None                # NAME[:SETTING] the trainings use
+    plugins: list[str] = field(default_factory=list)
+    device: str = "auto"
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+    trainings: list[PlannedTraining]
+    notes: list[str]                           # what the user should know, in the order it was decided
+    weights: dict[str, str]                    # cell id -> which weights it loads and why
+    tables: list[str] = field(default_factory=list)  # the table files of the suite, for the reports
+
+
+def make(request: Request) -> Plan:
+    """The plan for a request: the cells (from the suite's rows, or every method x dataset setting),
+    each naming its weights (given, shipped for the miniature world, or trained first), the training
+    runs, and notes on what was left out and why."""
+    if not request.evaluate:
+        return _training_only(request)
+    methods = _methods(request)
+    notes: list[str] = []
+    tables: list[str] = []
+    if request.suite:
+        if request.datasets is not None:
+            raise PlanError(f"--suite {request.suite} picks the dataset settings: drop --datasets (or run rows one "
+                            "by one without --suite)")
+        suite = suites.find(request.suite)
+        cells = _suite_cells(suite, request, methods, notes)
+        tables = [str(table.path) for table in suite.tables]
+    else:
+        datasets, note = catalog.expand(request.datasets or ["all"], request.data_root, request.dataset_options)
+        notes += [note] if note else []
+        cells = _plain_cells(methods or list(registry.available()), datasets, request)
+    _check_checkpoints(cells)
+    explicit = request.methods is not None
+    given_only = [cell for cell in _untrained(cells) if not registry.get(cell.method).trains]
+    if given_only:
+        names = list(dict.fromkeys(cell.method for cell in given_only))
+        how = "; ".join(f"pass --checkpoint {m}=PATH" for m in names)
+        if explicit:
+            raise PlanError(f"{', '.join(names)} needs weights it cannot train here: {how}")
+        notes.append(f"left out (needs weights given with --checkpoint): {', '.join(names)}; {how}")
+        cells = [cell for cell in cells if cell not in given_only]
+    weights = {cell.id: f"given: {cell.checkpoint}" for cell in cells if cell.checkpoint}
+    untrained = _untrained(cells)
+    trainings: list[PlannedTraining] = []
+    if untrained and request.train:  # train what was given no weights, shipped ones aside
+        cells, trainings = _with_trainings(cells, untrained, request, notes, weights)
+    elif untrained:
+        cells, untrained = _with_shipped_weights(cells, set(request.checkpoints.values()), notes, weights)
+    if untrained and not request.train:
+        names = list(dict.fromkeys(cell.method for cell in untrained))
+        how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
+                        for m in names)
+        if request.suite:
+            raise PlanError(f"--suite {request.suite} needs trained weights for {len(untrained)} cells of "
+                            f"{', '.join(names)}: add --train (finished training runs are reused)")
+        if explicit:
+            raise PlanError(f"{', '.join(names)} needs trained weights: {how} (or add --train)")
+        notes.append(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
+        cells = [cell for cell in cells if cell not in untrained]
+    return Plan(cells, trainings, notes, {cell.id: weights.get(cell.id, "none needed") for cell in cells}, tables)
+
+
+def _methods(request: Request) -> list[str] | None:
+    """The methods asked for, each checked to exist; None for all of them."""
+    if request.methods is None:
+        return None
+    names = list(dict.fromkeys(request.methods))
+    if not names:
+        raise PlanError("no methods to run; name them with --methods or add a --plugin")
+    for name in names:
+        registry.get(name)
+    return names
+
+
+def _plain_cells(methods: list[str], datasets: list[tuple[str, str]], request: Request) -> list[Cell]:
     """Every method x dataset setting, with each method's default options filled in."""
-    options = options or {}
-    _check_named(options, checkpoints or {}, dataset_options or {}, methods, datasets)
-    configs = [(method, resolve_options(method, options), datasets) for method in methods]
-    return _cells(configs, protocol, dataset_options or {}, checkpoints or {}, seed, vc_rule)
+    if not methods:
+        raise PlanError("no methods to run; name them with --methods or add a --plugin")
+    _check_named(request.options, request.checkpoints, request.dataset_options, methods, datasets)
+    configs = [(method, resolve_options(method, request.options), datasets) for method in methods]
+    return _cells(configs, request)
+
+
+def _suite_cells(suite: suites.Suite, request: Request, methods: list[str] | None, notes: list[str]) -> list[Cell]:
+    """The cells a suite's tables need (only `methods`' rows when given), each table on its setting or,
+    when that dataset is not found, on its synthetic stand-in with the rows' stand-in options."""
+    options, checkpoints = request.options, request.checkpoints
+    given = {row.method for table in suite.tables for row in table.rows if row.needs_weights}
+    stray = sorted(set(checkpoints) - given)
+    if stray:
+        raise PlanError(f"--suite {suite.name} trains its own configurations of {', '.join(stray)}: drop their "
+                        f"--checkpoint (it gives weights only to {', '.join(sorted(given)) or 'no method'})")
+    configs, names = [], set()
+    for table in suite.tables:
+        dataset, _ = catalog.parse(table.setting)
+        found = catalog.reader(dataset, request.dataset_options.get(dataset)).locate(request.data_root) is not None
+        if not found:
+            _note(notes, f"{dataset} not found under the data root: {table.setting} runs on {table.stand_in} "
+                         "with tiny models")
+        for row in table.rows:
+            if methods is not None and row.method not in methods:
+                continue
+            if row.needs_weights and row.method not in checkpoints:
+                _note(notes, f"{row.method} rows left out: they need weights (--checkpoint {row.method}=FILE)")
+                continue
+            fixed = row.options_on(stand_in=not found)
+            clash = sorted(set(options.get(row.method, {})) & set(fixed))
+            if clash:
+                raise PlanError(f"--suite {suite.name} sets {', '.join(f'{row.method}.{k}' for k in clash)} per row "
+                                f"({', '.join(f'{k}={fixed[k]}' for k in clash)}, ...); drop those --opt")
+            resolved = {**resolve_options(row.method, options), **fixed}
+            configs.append((row.method, resolved, [catalog.parse(table.setting if found else table.stand_in)]))
+            names.add(row.method)
+    if not configs:
+        raise PlanError(f"--suite {suite.name} has no rows for --methods {','.join(methods or [])}")
+    _check_named(options, {}, request.dataset_options, sorted(names), [d for *_, targets in configs for d in targets])
+    return _cells(configs, request)
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
 
 
 def _check_named(options, checkpoints, dataset_options, methods, datasets) -> None:
@@ -78,125 +218,32 @@ def _check_named(options, checkpoints, dataset_options, methods, datasets) -> No
                                ("--dataset-opt", dataset_options, [d for d, _ in datasets])):
         stray = sorted(set(given) - set(known))
         if stray:
-            raise ValueError(f"{flag} names {stray}, which this run does not include (it runs {sorted(set(known))})")
+            raise PlanError(f"{flag} names {stray}, which this run does not include (it runs {sorted(set(known))})")
 
 
-def _cells(configs: list[tuple[str, dict[str, Any], list[tuple[str, str]]]], protocol: str,
-           dataset_options: dict[str, dict[str, Any]], checkpoints: dict[str, str], seed: int,
-           vc_rule: str) -> list[Cell]:
+def _cells(configs: list[tuple[str, dict[str, Any], list[tuple[str, str]]]], request: Request) -> list[Cell]:
     """The cells of (method, resolved options, dataset settings) configurations, each once."""
     from benchmark.interface import TrainableMethod
 
     for dataset, setting in {d for *_, settings in configs for d in settings}:
         # bad options or an impossible protocol fail before anything runs
-        catalog.reader(dataset, dataset_options.get(dataset)).setting(setting, protocol)
+        catalog.reader(dataset, request.dataset_options.get(dataset)).setting(setting, request.protocol)
     cells: dict[str, Cell] = {}
     for method, resolved, datasets in configs:
         cls = registry.get(method)
-        if method in checkpoints and not issubclass(cls, TrainableMethod):
-            raise ValueError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod "
-                             "and loads no weights")
+        if method in request.checkpoints and not issubclass(cls, TrainableMethod):
+            raise PlanError(f"--checkpoint {method}=...: method {method} is not a TrainableMethod "
+                            "and loads no weights")
         try:  # constructors only check their options, so a bad value fails here, before any cell runs
             registry.create(method, **resolved)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"method {method}: {error}") from error
+            raise PlanError(f"method {method}: {error}") from error
         for dataset, setting in datasets:
-            cell = Cell(method, dataset, setting, protocol, resolved, dict(dataset_options.get(dataset, {})),
-                        checkpoints.get(method), seed, vc_rule)
+            cell = Cell(method, dataset, setting, request.protocol, resolved,
+                        dict(request.dataset_options.get(dataset, {})), request.checkpoints.get(method),
+                        request.seed, request.vc_rule)
             cells.setdefault(cell.id, cell)
     return list(cells.values())
-
-
-@dataclass(frozen=True)
-class SuiteRow:
-    """One configuration a paper table needs: the paper's options, and the tiny models that stand in
-    for them when the table runs on the synthetic data (so it runs on a laptop). A row that
-    `needs_weights` runs only when `--checkpoint` gives them (a released checkpoint, not trainable here)."""
-
-    method: str
-    options: dict[str, Any]
-    stand_in: dict[str, Any]
-    needs_weights: bool = False
-
-
-@dataclass(frozen=True)
-class SuitePart:
-    """Rows evaluated on a dataset setting, or on its synthetic stand-in when the dataset is not found."""
-
-    setting: str
-    stand_in: str
-    rows: tuple[SuiteRow, ...]
-
-
-def _suites() -> dict[str, tuple[SuitePart, ...]]:
-    from methods.ov2vss.variants import TABLE_III
-
-    authors = SuiteRow("ov2vss-authors", {}, {}, needs_weights=True)  # their released model, in every table
-    methods = (  # Tables I and II: the paper's rows we run, and the image-only baselines
-        SuiteRow("ov2vss", {"backbone": "resnet101"}, {"backbone": "resnet-tiny"}),
-        SuiteRow("ov2vss", {"backbone": "sam-vit-b"}, {"backbone": "sam-vit-tiny"}),
-        SuiteRow("sam-clip", {"sam_model": "vit_b"}, {"sam_model": "tiny"}),
-        SuiteRow("clip-cost-volume", {"variant": "trained", "backbone": "sam-vit-b"},
-                 {"variant": "trained", "backbone": "sam-vit-tiny"}),
-        SuiteRow("clip-cost-volume", {"variant": "training-free"}, {"variant": "training-free"}),
-        authors,
-    )
-    ablations = tuple(  # Table III: each variant once (several rows name the full model)
-        SuiteRow("ov2vss", {"variant": v, "backbone": "sam-vit-b"}, {"variant": v, "backbone": "sam-vit-tiny"})
-        for v in dict.fromkeys(variant for *_, variant in TABLE_III)) + (authors,)
-    suites = {"table1": (SuitePart("vspw:unseen", "synthetic:unseen", methods),),
-              "table2": (SuitePart("cityscapes:all", "synthetic:all", methods),),
-              "table3": (SuitePart("vspw:unseen", "synthetic:unseen", ablations),)}
-    suites["paper"] = suites["table1"] + suites["table2"] + suites["table3"]
-    return suites
-
-
-SUITE_NAMES = ("table1", "table2", "table3", "paper")
-
-
-def build_suite(name: str, methods: list[str] | None = None, protocol: str = "intended",
-                options: dict[str, dict[str, Any]] | None = None,
-                dataset_options: dict[str, dict[str, Any]] | None = None, data_root=None, seed: int = 0,
-                vc_rule: str = "vspw", checkpoints: dict[str, str] | None = None) -> tuple[list[Cell], list[str]]:
-    """The cells a paper table needs (restricted to `methods` when given), and notes on stand-ins.
-
-    `options` fill in what the suite leaves open (weights, training recipe); a key the suite sets per
-    row (e.g. ov2vss.backbone) cannot be given too. `checkpoints` give the rows that need weights theirs."""
-    options, dataset_options, checkpoints = options or {}, dataset_options or {}, checkpoints or {}
-    if name not in SUITE_NAMES:
-        raise ValueError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_NAMES)}")
-    given = {row.method for part in _suites()[name] for row in part.rows if row.needs_weights}
-    stray = sorted(set(checkpoints) - given)
-    if stray:
-        raise ValueError(f"--suite {name} trains its own configurations of {', '.join(stray)}: drop their "
-                         f"--checkpoint (it gives weights only to {', '.join(sorted(given)) or 'no method'})")
-    configs, notes, names = [], [], set()
-    for part in _suites()[name]:
-        dataset, setting = part.setting.split(":")
-        found = catalog.reader(dataset, dataset_options.get(dataset)).locate(data_root) is not None
-        if not found:
-            note = f"{dataset} not found under the data root: {part.setting} runs on {part.stand_in} with tiny models"
-            notes += [note] if note not in notes else []
-        for row in part.rows:
-            if methods is not None and row.method not in methods:
-                continue
-            if row.needs_weights and row.method not in checkpoints:
-                note = f"{row.method} rows left out: they need weights (--checkpoint {row.method}=FILE)"
-                notes += [note] if note not in notes else []
-                continue
-            fixed = row.options if found else row.stand_in
-            clash = sorted(set(options.get(row.method, {})) & set(fixed))
-            if clash:
-                raise ValueError(f"--suite {name} sets {', '.join(f'{row.method}.{k}' for k in clash)} per row "
-                                 f"({', '.join(f'{k}={fixed[k]}' for k in clash)}, ...); drop those --opt")
-            resolved = {**resolve_options(row.method, options), **fixed}
-            target = catalog.parse(part.setting if found else part.stand_in)
-            configs.append((row.method, resolved, [target]))
-            names.add(row.method)
-    if not configs:
-        raise ValueError(f"--suite {name} has no rows for --methods {','.join(methods or [])}")
-    _check_named(options, {}, dataset_options, sorted(names), [d for *_, targets in configs for d in targets])
-    return _cells(configs, protocol, dataset_options, checkpoints, seed, vc_rule), notes
 
 
 def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -204,7 +251,7 @@ def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str
     return {**registry.get(method).default_options(), **options.get(method, {})}
 
 
-def untrained(cells: list[Cell]) -> list[Cell]:
+def _untrained(cells: list[Cell]) -> list[Cell]:
     """The cells whose method needs trained weights with their options but that name none."""
     from benchmark.interface import TrainableMethod
 
@@ -212,38 +259,82 @@ def untrained(cells: list[Cell]) -> list[Cell]:
             and issubclass(cls := registry.get(cell.method), TrainableMethod) and cls.needs_checkpoint(cell.options)]
 
 
-def untrainable(cells: list[Cell]) -> list[Cell]:
-    """The untrained cells whose method no training here can give weights (only --checkpoint can)."""
-    return [cell for cell in untrained(cells) if not registry.get(cell.method).trains]
-
-
-def check_checkpoints(cells: list[Cell]) -> None:
+def _check_checkpoints(cells: list[Cell]) -> None:
     """Let each method check the weights it was given (once per method and file), so a corrupt,
     truncated or foreign file fails before any cell runs."""
     for cell in {(c.method, c.checkpoint): c for c in cells if c.checkpoint}.values():
         registry.get(cell.method).check_checkpoint(pathlib.Path(cell.checkpoint), cell.options)
 
 
-def with_default_weights(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:
+def _with_shipped_weights(cells: list[Cell], given: set[str], notes: list[str],
+                          weights: dict[str, str]) -> tuple[list[Cell], list[Cell]]:
     """The cells, each untrained one whose method has default weights for its options (the shipped
     toy checkpoints) now naming them; and the cells still untrained."""
     from dataclasses import replace
 
-    filled = {cell.id: replace(cell, checkpoint=found) for cell in untrained(cells)
+    filled = {cell.id: replace(cell, checkpoint=found) for cell in _untrained(cells)
               if (found := registry.get(cell.method).default_checkpoint(cell.options))}
     cells = [filled.get(cell.id, cell) for cell in cells]
-    return cells, untrained(cells)
+    for cell in filled.values():
+        weights[cell.id] = f"shipped: {cell.checkpoint}"
+    for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):
+        if checkpoint not in given:
+            notes.append(f"{method}: shipped weights {checkpoint} (trained on the synthetic world's seen classes "
+                         "against the toy CLIP; pass --checkpoint or --train for your own)")
+    return cells, _untrained(cells)
 
 
-def expand_methods(spec: str) -> list[str]:
-    """'all' -> every available method; 'a,b' -> ['a', 'b'] (each checked to exist)."""
-    names = list(registry.available()) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
-    names = list(dict.fromkeys(names))
-    for name in names:
-        registry.get(name)
-    return names
+def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request, notes: list[str],
+                    weights: dict[str, str]) -> tuple[list[Cell], list[PlannedTraining]]:
+    """The training runs the untrained cells need, one per configuration, on `train_on`'s data; and
+    the cells, the untrained ones now naming the training run whose weights they load."""
+    from dataclasses import replace
+
+    default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
+    planned: dict[str, PlannedTraining] = {}
+    folders: dict[str, str] = {}
+    for cell in untrained:
+        training = _training(cell.method, cell.options, request.train_on or default, request)
+        if training.id not in planned:
+            planned[training.id] = _planned(training, request)
+            state = "trained already" if planned[training.id].finished else "trains first"
+            notes.append(f"{cell.method}: {state} on {training.dataset}:{training.setting} -> "
+                         f"{planned[training.id].context.folder}")
+        folders[cell.id] = planned[training.id].context.folder
+    cells = [replace(cell, training=folders[cell.id]) if cell.id in folders else cell for cell in cells]
+    weights.update({cell.id: f"trained: {cell.training}" for cell in cells if cell.training})
+    return cells, list(planned.values())
 
 
-def expand_datasets(spec: str, data_root=None, dataset_options=None) -> tuple[list[tuple[str, str]], str | None]:
-    specs = ["all"] if spec == "all" else [d.strip() for d in spec.split(",") if d.strip()]
-    return catalog.expand(specs, data_root, dataset_options)
+def _training_only(request: Request) -> Plan:
+    """`train`: one training run per method asked for, on `train_on`'s data."""
+    from benchmark.interface import TrainableMethod
+
+    methods = _methods(request) or []
+    trainings = []
+    for method in methods:
+        cls = registry.get(method)
+        if not issubclass(cls, TrainableMethod):
+            raise PlanError(f"method {method} is not trainable (not a TrainableMethod); it runs as it is")
+        if not cls.trains:
+            raise PlanError(f"method {method} cannot be trained here; it loads weights it is given: "
+                            f"run it with --checkpoint {method}=PATH")
+        name, _ = catalog.parse(request.train_on or "vspw:seen")
+        stray = sorted(set(request.options) - set(methods)) + sorted(set(request.dataset_options) - {name})
+        if stray:
+            raise PlanError(f"--opt/--dataset-opt name {stray}; this trains only {', '.join(methods)} on {name}")
+        training = _training(method, resolve_options(method, request.options), request.train_on or "vspw:seen",
+                             request)
+        trainings.append(_planned(training, request))
+    return Plan([], trainings, [], {})
+
+
+def _training(method: str, options: dict[str, Any], spec: str, request: Request) -> Training:
+    name, setting = catalog.parse(spec)
+    return Training(method, options, name, setting or "seen", request.protocol,
+                    request.dataset_options.get(name, {}), request.seed)
+
+
+def _planned(training: Training, request: Request) -> PlannedTraining:
+    context = TrainContext(str(training.folder()), request.plugins, request.data_root, request.device, request.argv)
+    return PlannedTraining(training, context)

@@ -31,7 +31,7 @@ def seconds(iso: str) -> float:
 
 
 def one_cell(executor: str, seed: int, output: str, slurm: executors.SlurmOptions | None) -> dict[str, float]:
-    (cell,) = plan.build(["chance"], [("synthetic", "unseen")], seed=seed)
+    (cell,) = plan.make(plan.Request(methods=["chance"], datasets=["synthetic:unseen"], seed=seed)).cells
     collected = {}
     submitted = time.time()
     executors.execute([cell], RunContext(output), executor, 1,

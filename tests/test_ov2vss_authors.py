@@ -181,7 +181,7 @@ def test_full_size_checkpoint_runs_through_run_on_a_vspw_folder(verified, tmp_pa
     reported = next(i for i, line in enumerate(rows) if "| OV2VSS " in line and "ViT-B2" in line)
     assert "OV2VSS (authors' code)" in rows[reported + 1] and "reproduced" in rows[reported + 1]
     ablations = pd.read_csv(output / "tables" / "table3__official.csv")
-    full = ablations[ablations["Variant"] == "full"]["mIoU OV2VSS (authors' code) ViT-B2"]
+    full = ablations[ablations["Options"] == "variant=full"]["mIoU OV2VSS (authors' code) ViT-B2"]
     assert len(full) == 5 and full.nunique() == 1 and full.iloc[0] == pytest.approx(result["metrics"]["mIoU"], abs=1e-4)
 
 
@@ -317,9 +317,9 @@ def test_runs_on_synthetic_data_through_run_with_a_tiny_checkpoint(tiny_checkpoi
 
 
 def test_suites_include_the_authors_model_only_with_weights(tiny_checkpoint):
-    cells, notes = plan.build_suite("table1")
-    assert METHOD not in {c.method for c in cells}
-    assert any(METHOD in note for note in notes)
-    cells, _ = plan.build_suite("table1", checkpoints={METHOD: str(tiny_checkpoint)})
-    chosen = [c for c in cells if c.method == METHOD]
+    made = plan.make(plan.Request(suite="table1", train=True))
+    assert METHOD not in {c.method for c in made.cells}
+    assert any(METHOD in note for note in made.notes)
+    made = plan.make(plan.Request(suite="table1", train=True, checkpoints={METHOD: str(tiny_checkpoint)}))
+    chosen = [c for c in made.cells if c.method == METHOD]
     assert len(chosen) == 1 and chosen[0].checkpoint == str(tiny_checkpoint)

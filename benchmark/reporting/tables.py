@@ -3,11 +3,11 @@
 `write_report(DIR)` builds every table the cells allow and writes each as Markdown, CSV and LaTeX
 (booktabs) to DIR/tables/:
 
-- table1, table2: the paper's Tables I (VSPW unseen) and II (Cityscapes): Method, Backbone, mIoU,
-  fwIoU, mAcc, pAcc; the published rows (marked reported) with each reproduced row under the row it
-  reproduces and the difference; rows the paper does not have at the end. On the synthetic stand-in
-  settings when the real ones did not run.
-- table3: the ablations, grouped as in the paper, one reproduced column per backbone.
+- one table per table file (`benchmark.suites`): the paper's (suites/table1-3.yaml) and any a run
+  of the folder used with `--suite FILE`. A `comparison` table (Tables I, II) lists the published
+  rows (marked reported), each followed by the cells that reproduce it and their difference, then the
+  rows the publication lacks; an `ablation` table (Table III) lists the published rows with one
+  reproduced column per backbone. On the synthetic stand-in setting when the real one did not run.
 - per_class: IoU per class and method, with the ground-truth pixel count; generalized: mIoU on
   seen and unseen classes and their harmonic mean (and Cityscapes' base / novel); consistency: VC_8,
   VC_16; cells: every cell with its status.
@@ -17,6 +17,7 @@ A table covers one protocol; a protocol other than `intended` adds `__<protocol>
 
 from __future__ import annotations
 
+import logging
 import math
 import pathlib
 import re
@@ -25,11 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import suites
 from benchmark.interface import TableLabel
 from benchmark.store import REPOSITORY, RunStore
 
-PUBLISHED = REPOSITORY / "results" / "paper"
-PAPER_METRICS = ("mIoU", "fwIoU", "mAcc", "pAcc")
+log = logging.getLogger(__name__)
+
 #: Metric columns of the cells table, in display order; a column appears when some cell has the metric.
 METRIC_COLUMNS = ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_mmseg", "mIoU_seen", "mIoU_unseen", "hIoU", "mIoU_base",
                   "mIoU_novel", "VC_8", "VC_16")
@@ -37,27 +39,6 @@ POLICY_NOTE = ("mIoU: mean over classes with ground-truth pixels (VSPW official)
                "mIoU_mmseg: nanmean, a class only predicted counts as 0. All values in percent.")
 STAND_IN_NOTE = "(stand-in)"
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?( \([+-]\d+(\.\d+)?\))?$")
-
-
-@dataclass(frozen=True)
-class PaperTable:
-    """A published table: the setting it reports, the synthetic setting that stands in for it, its CSV."""
-
-    key: str
-    title: str
-    setting: str
-    stand_in: str
-    published: str
-
-
-PAPER_TABLES = (
-    PaperTable("table1", "Table I: VSPW, 80 seen / 44 unseen classes; metrics on the 44 unseen classes",
-               "vspw:unseen", "synthetic:unseen", "table1.csv"),
-    PaperTable("table2", "Table II: Cityscapes, 19 classes; the VSPW-trained model tested directly",
-               "cityscapes:all", "synthetic:all", "table2.csv"),
-    PaperTable("table3", "Table III: ablations of OV2VSS on VSPW, unseen mIoU (the paper's backbone: ViT-B2)",
-               "vspw:unseen", "synthetic:unseen", "table3.csv"),
-)
 
 
 @dataclass
@@ -69,6 +50,7 @@ class Table:
     shown: pd.DataFrame      # strings, written as Markdown and LaTeX
     caption: str
     notes: list[str] = field(default_factory=list)
+    headline: bool = False   # printed by `run` and `report` (the cells and the tables of table files)
 
     def markdown(self) -> str:
         notes = "".join(f"\n- {note}" for note in self.notes)
@@ -94,9 +76,18 @@ class Report:
     labels: dict[str, str]   # cell id -> how the tables name it
 
 
-def published(name: str) -> pd.DataFrame:
-    """A published table with every value as printed (strings, so `12.9` stays `12.9`)."""
-    return pd.read_csv(PUBLISHED / name, dtype=str, keep_default_na=False)
+def table_specs(store: RunStore) -> list[suites.TableSpec]:
+    """The built-in tables, then those the folder's runs named with `--suite FILE` (each once)."""
+    specs = {spec.path: spec for spec in suites.builtin_tables()}
+    for run in (store.read_plan() or {}).get("runs", []):
+        for path in run.get("tables", []):
+            if pathlib.Path(path) in specs:
+                continue
+            try:
+                specs[pathlib.Path(path)] = suites.load_table(pathlib.Path(path))
+            except (OSError, suites.SuiteError) as error:  # moved or changed since: the other tables still build
+                log.warning("table file of an earlier run left out: %s", error)
+    return list(specs.values())
 
 
 def label_of(result: dict[str, Any]) -> TableLabel:
@@ -120,11 +111,13 @@ def write_report(output: pathlib.Path | str) -> Report:
     finished = [r for r in results if r.get("status") == "done"]
     labels = _unique_labels(finished)
     tables = [cells_table(results)]
+    specs = table_specs(store)
     for protocol in sorted({r["cell"]["protocol"] for r in finished}):
         chosen = [r for r in finished if r["cell"]["protocol"] == protocol]
-        for paper in PAPER_TABLES:
-            built = (ablation_table if paper.key == "table3" else comparison_table)(paper, chosen, labels, protocol)
+        for spec in specs:
+            built = (ablation_table if spec.layout == "ablation" else comparison_table)(spec, chosen, labels, protocol)
             if built is not None:
+                built.headline = True
                 tables.append(built)
         tables += per_class_tables(chosen, labels, protocol)
         tables += [t for t in (generalized_table(chosen, labels, protocol),
@@ -144,130 +137,201 @@ def format_report(report: Report) -> str:
     return "\n".join(table.markdown() for table in report.tables)
 
 
-# -- the paper's tables ----------------------------------------------------------------------------
+# -- the tables of table files --------------------------------------------------------------------
 
 
-def comparison_table(paper: PaperTable, results: list[dict], labels: dict, protocol: str) -> Table | None:
-    """Table I or II: the published rows in the paper's order, each followed by the cells that
-    reproduce it (same Method and Backbone) with the difference; then the cells the paper lacks."""
-    setting, chosen = _paper_cells(paper, [r for r in results if not _ablation(r)])
+def comparison_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str) -> Table | None:
+    """Tables I and II: the published rows in order, each followed by the cells that reproduce it (the
+    same `match` columns in their labels) with the difference; then the cells the publication lacks.
+    Ablation variants are left out (they belong to an ablation table)."""
+    setting, chosen = _spec_cells(spec, [r for r in results if labels[r["cell"]["id"]][1].variant is None])
     if not chosen:
         return None
-    reference = published(paper.published)
+    reference = spec.published_rows()
+    metrics, match = list(spec.metrics), list(spec.match)
     rows, placed = [], set()
     for _, row in reference.iterrows():
-        rows.append({"Method": row["Method"], "Backbone": row["Backbone"], "Source": "reported",
-                     **{m: float(row[m]) for m in PAPER_METRICS}, "cell": ""})
+        key = tuple(row[c] for c in match)
+        rows.append({**{c: row[c] for c in match}, "Source": "reported", **{m: float(row[m]) for m in metrics},
+                     "cell": ""})
         for result in chosen:
-            label = labels[result["cell"]["id"]][1]
-            if label.row == (row["Method"], row["Backbone"]):
-                rows.append(_reproduced(result, labels, {m: float(row[m]) for m in PAPER_METRICS}))
+            if _label_key(labels[result["cell"]["id"]][1], match) == key:
+                rows.append(_reproduced(result, labels, match, metrics, {m: float(row[m]) for m in metrics}))
                 placed.add(result["cell"]["id"])
-    rows += [_reproduced(r, labels, None) for r in chosen if r["cell"]["id"] not in placed]
-    data = pd.DataFrame(rows, columns=["Method", "Backbone", "Source", *PAPER_METRICS,
-                                       *[f"{m}_delta" for m in PAPER_METRICS], "cell", "warnings"])
-    shown = data[["Method", "Backbone", "Source"]].copy()
-    for metric in PAPER_METRICS:
-        shown[metric] = [_printed(reference, r, metric) if r["Source"] == "reported" else
+    rows += [_reproduced(r, labels, match, metrics, None) for r in chosen if r["cell"]["id"] not in placed]
+    data = pd.DataFrame(rows, columns=[*match, "Source", *metrics, *[f"{m}_delta" for m in metrics], "cell",
+                                       "warnings"])
+    shown = data[[*match, "Source"]].copy()
+    for metric in metrics:
+        shown[metric] = [_printed(reference, r, match, metric) if r["Source"] == "reported" else
                          _with_delta(r[metric], r[f"{metric}_delta"]) for _, r in data.iterrows()]
     shown["Source"] = [s + ("*" if w is True else "") for s, w in zip(data["Source"], data["warnings"])]
-    notes = _notes(setting, data)
-    return Table(_name(paper.key, protocol), data.drop(columns="warnings"), shown,
-                 _caption(paper.title, setting, protocol), notes)
+    notes = _notes(spec, setting, data)
+    return Table(_name(spec.name, protocol), data.drop(columns="warnings"), shown,
+                 _caption(spec, setting, protocol), notes)
 
 
-def ablation_table(paper: PaperTable, results: list[dict], labels: dict, protocol: str) -> Table | None:
-    """Table III: the paper's rows and groups, one reproduced column (and its difference) per backbone
-    of the OV2VSS cells; rows naming the same variant (the full model) repeat its number."""
-    from methods.ov2vss.variants import TABLE_III, variant_of
-
-    def full_model_elsewhere(result: dict) -> bool:  # another method's full OV2VSS (the authors' code)
-        label = labels[result["cell"]["id"]][1]
-        return result["cell"]["method"] != "ov2vss" and label.reproduces == "OV2VSS"
-
-    setting, chosen = _paper_cells(paper, [r for r in results if r["cell"]["method"] == "ov2vss"
-                                           or full_model_elsewhere(r)])
+def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str) -> Table | None:
+    """Table III: the published rows, each with the configuration (a row of the table file) that
+    reproduces it, and one reproduced column (and its difference) per backbone of the cells of those
+    configurations; rows naming the same configuration (the full model) repeat its number."""
+    configurations = _Configurations(spec)
+    setting, chosen = _spec_cells(spec, [r for r in results if configurations.of(r, labels) is not None])
     if not chosen:
         return None
-    by_column: dict[str, dict[str, dict]] = {}
-    notes, kept = [], set()
+    by_column: dict[str, dict[int, dict]] = {}
+    methods_of: dict[str, str] = {}
+    notes = []
     for result in sorted(chosen, key=lambda r: r["provenance"].get("end_time") or ""):
         label = labels[result["cell"]["id"]][1]
         column = label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else "")
-        variant = variant_of(result["cell"]["options"])
-        if full_model_elsewhere(result):
-            column, variant = f"{label.method} {column}", "full"
-            kept.add(column)
-        if variant in by_column.setdefault(column, {}):
-            notes.append(f"{result['cell']['id']} repeats variant {variant} ({column}); the latest is shown")
-        by_column[column][variant] = result
-    # a backbone whose only cells are the full model (Tables I-II rows) ran no ablation: no column
-    by_column = {column: cells for column, cells in by_column.items() if set(cells) - {"full"} or column in kept}
+        if label.reproduces:  # another implementation of the model: a column of its own, named
+            column = f"{label.method} {column}"
+        index = configurations.of(result, labels)
+        if index in by_column.setdefault(column, {}):
+            notes.append(f"{result['cell']['id']} repeats {configurations.text(index)} ({column}); the latest is shown")
+        by_column[column][index] = result
+        methods_of[column] = result["cell"]["method"]
+    # a column needs two configurations of its method (one: Tables I-II's model, no ablation ran), or all
+    # it has in the table (a method the table runs in one configuration, e.g. a released model)
+    by_column = {column: cells for column, cells in by_column.items()
+                 if len(cells) >= min(2, configurations.count(methods_of[column]))}
     if not by_column:
         return None
-    reference = published(paper.published).set_index(["Group", "Setting"])
+    reference = spec.published_rows()
+    match, metrics = list(spec.match), list(spec.metrics)
     rows = []
-    for group, setting_name, variant in TABLE_III:
-        printed = reference.loc[(group, setting_name), "mIoU"]
-        row = {"Group": group, "Setting": setting_name, "Variant": variant, "Published mIoU": float(printed)}
+    for _, printed in reference.iterrows():
+        indices = configurations.reproducing(tuple(printed[c] for c in match))
+        row = {**{c: printed[c] for c in match}, "Options": configurations.text(indices[0]) if indices else "",
+               **{f"Published {m}": float(printed[m]) for m in metrics}}
         for column, cells in by_column.items():
-            value = (cells[variant].get("metrics") or {}).get("mIoU") if variant in cells else None
-            row[f"mIoU {column}"] = value
-            row[f"delta {column}"] = None if value is None else value - float(printed)
-            row[f"cell {column}"] = cells[variant]["cell"]["id"] if variant in cells else ""
+            result = next((cells[i] for i in indices if i in cells), None)
+            for metric in metrics:
+                value = (result.get("metrics") or {}).get(metric) if result else None
+                row[_column(metric, column, metrics)] = value
+                row[_column(metric, column, metrics, "delta")] = None if value is None else value - float(printed[metric])
+            row[f"cell {column}"] = result["cell"]["id"] if result else ""
         rows.append(row)
     data = pd.DataFrame(rows)
-    shown = data[["Group", "Setting", "Variant"]].copy()
-    shown["Group"] = [g if i == 0 or g != data["Group"][i - 1] else "" for i, g in enumerate(data["Group"])]
-    shown["Published"] = [reference.loc[(g, s), "mIoU"] for g, s in zip(data["Group"], data["Setting"])]
-    for column in by_column:
-        shown[f"Reproduced {column}"] = [_with_delta(v, d) for v, d in zip(data[f"mIoU {column}"],
-                                                                           data[f"delta {column}"])]
-    caption = _caption(paper.title, setting, protocol)
-    notes += _notes(setting, data) + ["variants: methods/ov2vss/variants.py; run them all with --suite table3 --train"]
-    return Table(_name(paper.key, protocol), data, shown, caption, notes)
+    shown = data[[*match, "Options"]].copy()
+    first = match[0]
+    shown[first] = [g if i == 0 or g != data[first][i - 1] else "" for i, g in enumerate(data[first])]
+    for metric in metrics:
+        suffix = f" {metric}" if len(metrics) > 1 else ""
+        shown[f"Published{suffix}"] = list(reference[metric])
+        for column in by_column:
+            shown[f"Reproduced{suffix} {column}"] = [
+                _with_delta(v, d) for v, d in zip(data[_column(metric, column, metrics)],
+                                                  data[_column(metric, column, metrics, "delta")])]
+    suite = spec.name if spec.path.parent == suites.SUITES_DIR else spec.path
+    notes += _notes(spec, setting, data) + [f"rows: {_shown_path(spec.path)}; run them all with --suite {suite} --train"]
+    return Table(_name(spec.name, protocol), data, shown, _caption(spec, setting, protocol), notes)
 
 
-def _ablation(result: dict) -> bool:
-    """An OV2VSS variant other than the full model: a row of Table III, not of Tables I and II."""
-    if result["cell"]["method"] != "ov2vss":
-        return False
-    from methods.ov2vss.variants import variant_of
+def _column(metric: str, column: str, metrics: list[str], prefix: str = "") -> str:
+    """Data column names of an ablation table: `mIoU SAM ViT-B`, `delta SAM ViT-B` (the metric named
+    in the delta only when the table shows several)."""
+    if not prefix:
+        return f"{metric} {column}"
+    return f"{prefix} {metric} {column}" if len(metrics) > 1 else f"{prefix} {column}"
 
-    return variant_of(result["cell"]["options"]) != "full"
+
+class _Configurations:
+    """The distinct configurations of an ablation table's rows, and which one a cell runs."""
+
+    def __init__(self, spec: suites.TableSpec):
+        self.spec = spec
+        self.first = {}   # row index -> the first row with the same method and options
+        for i, row in enumerate(spec.rows):
+            self.first[i] = next(j for j, other in enumerate(spec.rows)
+                                 if (other.method, other.options, other.stand_in) == (row.method, row.options, row.stand_in))
+        varying: dict[str, dict[str, set[str]]] = {}
+        for row in spec.rows:
+            for key, value in row.options.items():
+                varying.setdefault(row.method, {}).setdefault(key, set()).add(repr(value))
+        self.varying = varying
+        self._labels: dict[tuple[int, bool], TableLabel | None] = {}
+
+    def text(self, index: int) -> str:
+        """How a configuration reads in the table: its options that differ between its method's rows."""
+        row = self.spec.rows[index]
+        keys = [k for k, values in self.varying.get(row.method, {}).items() if len(values) > 1 and k in row.options]
+        return ", ".join(f"{k}={row.options[k]}" for k in keys) or row.method
+
+    def count(self, method: str) -> int:
+        return len({self.first[i] for i, row in enumerate(self.spec.rows) if row.method == method})
+
+    def reproducing(self, key: tuple[str, ...]) -> list[int]:
+        """The configurations whose rows reproduce the published row `key`."""
+        return list(dict.fromkeys(self.first[i] for i, row in enumerate(self.spec.rows) if key in row.reproduces))
+
+    def of(self, result: dict, labels: dict) -> int | None:
+        """The configuration a cell runs: its method's, whose label (name and variant) the method gives
+        the row's options too; None when none."""
+        label = labels[result["cell"]["id"]][1]
+        stand_in = f"{result['cell']['dataset']}:{result['cell']['setting']}" == self.spec.stand_in
+        for index in dict.fromkeys(self.first.values()):
+            if self.spec.rows[index].method != result["cell"]["method"]:
+                continue
+            expected = self._label(index, stand_in)
+            if expected is not None and (expected.method, expected.variant) == (label.method, label.variant):
+                return index
+        return None
+
+    def _label(self, index: int, stand_in: bool) -> TableLabel | None:
+        if (index, stand_in) not in self._labels:
+            from benchmark import registry
+
+            row = self.spec.rows[index]
+            try:
+                cls = registry.get(row.method)
+            except LookupError:  # a plugin that is gone: its cells match no row
+                self._labels[index, stand_in] = None
+            else:
+                self._labels[index, stand_in] = cls.table_label(
+                    {**cls.default_options(), **row.options_on(stand_in)}, {})
+        return self._labels[index, stand_in]
 
 
-def _paper_cells(paper: PaperTable, results: list[dict]) -> tuple[str, list[dict]]:
+def _label_key(label: TableLabel, match: list[str]) -> tuple[str, ...]:
+    """The values of a comparison table's `match` columns (Method, Backbone) a cell's label gives."""
+    method, backbone = label.row
+    return tuple(method if column == "Method" else backbone for column in match)
+
+
+def _spec_cells(spec: suites.TableSpec, results: list[dict]) -> tuple[str, list[dict]]:
     """The cells of the table's setting, or of its synthetic stand-in when the real one has none."""
-    for setting in (paper.setting, paper.stand_in):
+    for setting in (spec.setting, spec.stand_in):
         chosen = [r for r in results if f"{r['cell']['dataset']}:{r['cell']['setting']}" == setting]
         if chosen:
             return setting, chosen
-    return paper.setting, []
+    return spec.setting, []
 
 
-def _reproduced(result: dict, labels: dict, reference: dict[str, float] | None) -> dict[str, Any]:
+def _reproduced(result: dict, labels: dict, match: list[str], metrics: list[str],
+                reference: dict[str, float] | None) -> dict[str, Any]:
     label = labels[result["cell"]["id"]][1]
-    metrics = result.get("metrics") or {}
+    values = result.get("metrics") or {}
     backbone = label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else "")
-    row = {"Method": label.method, "Backbone": backbone, "Source": "reproduced", "cell": result["cell"]["id"],
-           "warnings": bool((result["provenance"].get("method") or {}).get("warnings"))}
-    for metric in PAPER_METRICS:
-        row[metric] = metrics.get(metric)
-        if reference is not None and metrics.get(metric) is not None:
-            row[f"{metric}_delta"] = metrics[metric] - reference[metric]
+    row = {**{c: (label.method if c == "Method" else backbone) for c in match}, "Source": "reproduced",
+           "cell": result["cell"]["id"], "warnings": bool((result["provenance"].get("method") or {}).get("warnings"))}
+    for metric in metrics:
+        row[metric] = values.get(metric)
+        if reference is not None and values.get(metric) is not None:
+            row[f"{metric}_delta"] = values[metric] - reference[metric]
     return row
 
 
-def _caption(title: str, setting: str, protocol: str) -> str:
-    stand_in = " [synthetic stand-in: the paper's dataset was not evaluated]" if setting.startswith("synthetic") else ""
-    return (f"{title}{stand_in}. Cells: {setting}, protocol {protocol}; mIoU over classes with ground-truth "
+def _caption(spec: suites.TableSpec, setting: str, protocol: str) -> str:
+    stand_in = " [synthetic stand-in: the paper's dataset was not evaluated]" if setting != spec.setting else ""
+    return (f"{spec.title}{stand_in}. Cells: {setting}, protocol {protocol}; mIoU over classes with ground-truth "
             "pixels (VSPW official policy); percent")
 
 
-def _notes(setting: str, data: pd.DataFrame) -> list[str]:
-    notes = ["reported: the paper's numbers (results/paper/); reproduced: this run, with (reproduced - reported) "
-             "after the reproduced row's value"]
+def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame) -> list[str]:
+    notes = [f"reported: the published numbers ({_shown_path(spec.published)}); reproduced: this run, with "
+             "(reproduced - reported) after the reproduced row's value"]
     if data.astype(str).apply(lambda column: column.str.contains(STAND_IN_NOTE, regex=False)).any().any():
         notes.append(f"{STAND_IN_NOTE}: tiny models stood in for the paper's (backbone or CLIP); "
                      "the differences are not comparable")
@@ -276,6 +340,14 @@ def _notes(setting: str, data: pd.DataFrame) -> list[str]:
     if setting.startswith("synthetic"):
         notes.append("synthetic data: the numbers check the pipeline, not the paper's claims")
     return notes
+
+
+def _shown_path(path: pathlib.Path) -> str:
+    """A path relative to the repository when inside it (suites/table1.csv), else as it is."""
+    try:
+        return str(path.relative_to(REPOSITORY))
+    except ValueError:
+        return str(path)
 
 
 # -- extra tables ----------------------------------------------------------------------------------
@@ -336,7 +408,7 @@ def cells_table(results: list[dict[str, Any]]) -> Table:
         columns = ["method", "dataset", "protocol", "status", *[c for c in METRIC_COLUMNS if c in data], "cell"]
         data = data[columns].sort_values(["dataset", "protocol", "method"], kind="stable").reset_index(drop=True)
     shown = data.drop(columns="cell").astype(object).map(lambda v: _format(v) if isinstance(v, float) else v)
-    return Table("cells", data, shown, "Every cell of the run folder", [POLICY_NOTE])
+    return Table("cells", data, shown, "Every cell of the run folder", [POLICY_NOTE], headline=True)
 
 
 def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, keys: tuple[str, ...],
@@ -401,9 +473,10 @@ def _name(base: str, protocol: str) -> str:
     return base if protocol == "intended" else f"{base}__{protocol}"
 
 
-def _printed(reference: pd.DataFrame, row: pd.Series, metric: str) -> str:
-    match = reference[(reference["Method"] == row["Method"]) & (reference["Backbone"] == row["Backbone"])]
-    return match[metric].iloc[0]
+def _printed(reference: pd.DataFrame, row: pd.Series, match: list[str], metric: str) -> str:
+    """A published value as printed."""
+    found = reference[(reference[match] == row[match]).all(axis=1)]
+    return found[metric].iloc[0]
 
 
 def _format(value: Any) -> str:

@@ -66,8 +66,10 @@ class OV2VSS(TrainableCostVolume):
     @classmethod
     def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
         backbone, stand_in = cls._backbone_label(options, loaded)
-        variant = variant_of(options)
-        return TableLabel("OV2VSS" if variant == "full" else f"OV2VSS ({variant or 'custom'})", backbone, stand_in)
+        variant = variant_of(options) or "custom"
+        if variant == "full":
+            return TableLabel("OV2VSS", backbone, stand_in)
+        return TableLabel(f"OV2VSS ({variant})", backbone, stand_in, variant=variant)
 
     # -- evaluation ------------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
 """OV2VSS's named variants: every row of the paper's Table III is one configuration of the one model.
 
 A variant is a set of option values (`--opt ov2vss.variant=NAME`); options given explicitly win.
-`full` is the paper's model; the rows of Table III that equal it ("Concat on channel", "4 frames +
-1 random frame, 1 annotation", "Self-attention & FFN", "alpha=1, beta=1") name `full`, so it is trained
-once.
+`full` is the paper's model. Which variant each row of Table III runs is data: suites/table3.yaml
+(the rows that equal the full model, e.g. "Concat on channel", name `full`, so it is trained once).
 """
 
 from __future__ import annotations
@@ -28,27 +27,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "loss-a1-b0.1": {"alpha": 1.0, "beta": 0.1},
     "loss-a1-b10": {"alpha": 1.0, "beta": 10.0},
 }
-
-#: Table III as the paper prints it: (group, setting, variant).
-TABLE_III: tuple[tuple[str, str, str], ...] = (
-    ("Key component", "Baseline w/o text", "baseline"),
-    ("Key component", "+ Random Frame Enhancement", "rfe"),
-    ("Key component", "+ Spatial-Temporal Context Fusion", "rfe-stcf"),
-    ("Key component", "+ Video Text Encoding", "full"),
-    ("Fusing strategy", "Element-wise addition", "fusion-add"),
-    ("Fusing strategy", "Concat on channel", "full"),
-    ("Random frame enhancement", "4 frames, 4 annotations", "frames4-labels4"),
-    ("Random frame enhancement", "4 frames, 1 annotation", "frames4-labels1"),
-    ("Random frame enhancement", "4 frames + 1 random frame, 1 annotation", "full"),
-    ("Video text encoding", "Self-attention", "vte-attn"),
-    ("Video text encoding", "Self-attention & FFN", "full"),
-    ("Loss weights", "alpha=0.1, beta=1", "loss-a0.1-b1"),
-    ("Loss weights", "alpha=1, beta=1", "full"),
-    ("Loss weights", "alpha=10, beta=1", "loss-a10-b1"),
-    ("Loss weights", "alpha=1, beta=0.1", "loss-a1-b0.1"),
-    ("Loss weights", "alpha=1, beta=10", "loss-a1-b10"),
-)
-
 
 def variant_options(name: str) -> dict[str, Any]:
     """The option values variant `name` sets (the full model's, changed where the variant differs)."""
