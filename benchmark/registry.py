@@ -101,7 +101,7 @@ def get(name: str) -> type:
         known = ", ".join(available()) or "none"
         raise UnknownMethodError(
             f"unknown method {name!r}; known methods: {known}. "
-            "Add your own with --plugin path/to/file.py (see README, 'Adding a method').")
+            "Add your own with --plugin path/to/file.py (see README, 'Adding a method'; docs/methods.md).")
     return _registered[name]
 
 

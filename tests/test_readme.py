@@ -104,3 +104,19 @@ def test_an_oracle_written_from_the_readme_scores_100(tmp_path):
             "--output", out, check=0)
     result = json.loads(next((out / "cells").glob("readme-oracle__*.json")).read_text())
     assert result["metrics"]["mIoU"] == 100
+
+
+def test_every_local_link_of_the_docs_resolves():
+    pages = [REPO / "README.md", REPO / "suites" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_the_architecture_page_names_every_module_of_the_harness():
+    tree = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"^\s+(\w+\.py)\s", tree, re.M))
+    modules = {p.name for p in (REPO / "benchmark").rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert modules <= named, sorted(modules - named)
+    everywhere = {p.name for p in REPO.rglob("*.py")}
+    assert named <= everywhere, sorted(named - everywhere)

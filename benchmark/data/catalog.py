@@ -68,7 +68,7 @@ def expand(specs: list[str], data_root: pathlib.Path | None = None,
         if not names:
             root = data_root or default_data_root()
             note = (f"No real dataset found under {root}; using the embedded synthetic dataset "
-                    "(see README, 'Real data').")
+                    "(see docs/data-and-weights.md).")
             names = ["synthetic"]
         specs = names
     pairs = []

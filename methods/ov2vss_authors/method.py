@@ -36,7 +36,7 @@ BACKGROUND_MODES = ("abstain", "none")
 
 
 class OV2VSSAuthors(TrainableMethod):
-    """OV2VSS as the authors' code runs it (their checkpoint; quirks kept, see README)."""
+    """OV2VSS as the authors' code runs it (their checkpoint; quirks kept, see docs/authors-code.md)."""
 
     name = "ov2vss-authors"
     video = True
