@@ -202,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = RunStore(args.output)
     store.add_to_plan([c.to_dict() for c in made.cells], {
         "argv": sys.argv[1:], "plugins": request.plugins, "data_root": request.data_root, "device": args.device,
-        **({"tables": made.tables} if made.tables else {})})
+        "weights": made.weights, **({"tables": made.tables} if made.tables else {})})
     if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
         for cell in made.cells:
             store.result_path(cell.id).unlink(missing_ok=True)

@@ -50,6 +50,9 @@ def test_a_users_table_runs_its_rows_and_sits_beside_its_published_csv(readme_ta
     markdown = (out / "tables" / "my_table.md").read_text()
     assert markdown.startswith("**Dark pixels against two built-ins") and "fwIoU" not in markdown
     assert "**Dark pixels against two built-ins" in done.stdout  # printed like the paper's tables
+    (invocation,) = json.loads((out / "plan.json").read_text())["runs"]
+    assert invocation["tables"] == [str(folder / "my_table.yaml")]
+    assert invocation["weights"] == {cell: "none needed" for cell in cells}
 
 
 def test_report_rebuilds_a_users_table_from_the_run_folder(readme_table):
