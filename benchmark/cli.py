@@ -277,17 +277,17 @@ def _announce(result: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from benchmark import plan
-    from benchmark.execution.training import TRAINED, TrainContext, run_training
+    from benchmark.execution.training import TRAINED, run_training
 
     planned = plan.make(_request(args, evaluate=False)).trainings[0]
     folder = args.output.resolve() if args.output else pathlib.Path(planned.context.folder)
     if args.fresh:
         for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
             (folder / stale).unlink(missing_ok=True)
-    context = TrainContext(str(folder), planned.context.plugins, planned.context.data_root, args.device,
-                           planned.context.argv)
-    checkpoint = run_training(planned.training.to_dict(), context)
+    checkpoint = run_training(planned.training.to_dict(), replace(planned.context, folder=str(folder)))
     given = "".join(f" --opt {item}" for item in args.opt)
     print(f"checkpoint: {checkpoint}\nloss log: {folder / 'loss.csv'}\nevaluate with: python -m benchmark run "
           f"--methods {args.method}{given} --checkpoint {args.method}={checkpoint}")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import pathlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchmark import registry, suites
@@ -130,13 +130,12 @@ def make(request: Request) -> Plan:
             raise PlanError(f"{', '.join(names)} needs weights it cannot train here: {how}")
         notes.append(f"left out (needs weights given with --checkpoint): {', '.join(names)}; {how}")
         cells = [cell for cell in cells if cell not in given_only]
-    weights = {cell.id: f"given: {cell.checkpoint}" for cell in cells if cell.checkpoint}
     untrained = _untrained(cells)
     trainings: list[PlannedTraining] = []
     if untrained and request.train:  # train what was given no weights, shipped ones aside
-        cells, trainings = _with_trainings(cells, untrained, request, notes, weights)
+        cells, trainings = _with_trainings(cells, untrained, request, notes)
     elif untrained:
-        cells, untrained = _with_shipped_weights(cells, set(request.checkpoints.values()), notes, weights)
+        cells, untrained = _with_shipped_weights(cells, set(request.checkpoints.values()), notes)
     if untrained and not request.train:
         names = list(dict.fromkeys(cell.method for cell in untrained))
         how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
@@ -148,7 +147,17 @@ def make(request: Request) -> Plan:
             raise PlanError(f"{', '.join(names)} needs trained weights: {how} (or add --train)")
         notes.append(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
         cells = [cell for cell in cells if cell not in untrained]
-    return Plan(cells, trainings, notes, {cell.id: weights.get(cell.id, "none needed") for cell in cells}, tables)
+    given = set(request.checkpoints.values())
+    return Plan(cells, trainings, notes, {cell.id: _weights(cell, given) for cell in cells}, tables)
+
+
+def _weights(cell: Cell, given: set[str]) -> str:
+    """Which weights a planned cell loads, and why."""
+    if cell.training:
+        return f"trained: {cell.training}"
+    if cell.checkpoint:
+        return f"{'given' if cell.checkpoint in given else 'shipped'}: {cell.checkpoint}"
+    return "none needed"
 
 
 def _methods(request: Request) -> list[str] | None:
@@ -165,8 +174,6 @@ def _methods(request: Request) -> list[str] | None:
 
 def _plain_cells(methods: list[str], datasets: list[tuple[str, str]], request: Request) -> list[Cell]:
     """Every method x dataset setting, with each method's default options filled in."""
-    if not methods:
-        raise PlanError("no methods to run; name them with --methods or add a --plugin")
     _check_named(request.options, request.checkpoints, request.dataset_options, methods, datasets)
     configs = [(method, resolve_options(method, request.options), datasets) for method in methods]
     return _cells(configs, request)
@@ -266,17 +273,12 @@ def _check_checkpoints(cells: list[Cell]) -> None:
         registry.get(cell.method).check_checkpoint(pathlib.Path(cell.checkpoint), cell.options)
 
 
-def _with_shipped_weights(cells: list[Cell], given: set[str], notes: list[str],
-                          weights: dict[str, str]) -> tuple[list[Cell], list[Cell]]:
+def _with_shipped_weights(cells: list[Cell], given: set[str], notes: list[str]) -> tuple[list[Cell], list[Cell]]:
     """The cells, each untrained one whose method has default weights for its options (the shipped
     toy checkpoints) now naming them; and the cells still untrained."""
-    from dataclasses import replace
-
     filled = {cell.id: replace(cell, checkpoint=found) for cell in _untrained(cells)
               if (found := registry.get(cell.method).default_checkpoint(cell.options))}
     cells = [filled.get(cell.id, cell) for cell in cells]
-    for cell in filled.values():
-        weights[cell.id] = f"shipped: {cell.checkpoint}"
     for method, checkpoint in dict.fromkeys((c.method, c.checkpoint) for c in cells if c.checkpoint):
         if checkpoint not in given:
             notes.append(f"{method}: shipped weights {checkpoint} (trained on the synthetic world's seen classes "
@@ -284,12 +286,10 @@ def _with_shipped_weights(cells: list[Cell], given: set[str], notes: list[str],
     return cells, _untrained(cells)
 
 
-def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request, notes: list[str],
-                    weights: dict[str, str]) -> tuple[list[Cell], list[PlannedTraining]]:
+def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request,
+                    notes: list[str]) -> tuple[list[Cell], list[PlannedTraining]]:
     """The training runs the untrained cells need, one per configuration, on `train_on`'s data; and
     the cells, the untrained ones now naming the training run whose weights they load."""
-    from dataclasses import replace
-
     default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
     planned: dict[str, PlannedTraining] = {}
     folders: dict[str, str] = {}
@@ -302,7 +302,6 @@ def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request, 
                          f"{planned[training.id].context.folder}")
         folders[cell.id] = planned[training.id].context.folder
     cells = [replace(cell, training=folders[cell.id]) if cell.id in folders else cell for cell in cells]
-    weights.update({cell.id: f"trained: {cell.training}" for cell in cells if cell.training})
     return cells, list(planned.values())
 
 
@@ -311,7 +310,6 @@ def _training_only(request: Request) -> Plan:
     from benchmark.interface import TrainableMethod
 
     methods = _methods(request) or []
-    trainings = []
     for method in methods:
         cls = registry.get(method)
         if not issubclass(cls, TrainableMethod):
@@ -319,13 +317,13 @@ def _training_only(request: Request) -> Plan:
         if not cls.trains:
             raise PlanError(f"method {method} cannot be trained here; it loads weights it is given: "
                             f"run it with --checkpoint {method}=PATH")
-        name, _ = catalog.parse(request.train_on or "vspw:seen")
-        stray = sorted(set(request.options) - set(methods)) + sorted(set(request.dataset_options) - {name})
-        if stray:
-            raise PlanError(f"--opt/--dataset-opt name {stray}; this trains only {', '.join(methods)} on {name}")
-        training = _training(method, resolve_options(method, request.options), request.train_on or "vspw:seen",
-                             request)
-        trainings.append(_planned(training, request))
+    spec = request.train_on or "vspw:seen"
+    name, _ = catalog.parse(spec)
+    stray = sorted(set(request.options) - set(methods)) + sorted(set(request.dataset_options) - {name})
+    if stray:
+        raise PlanError(f"--opt/--dataset-opt name {stray}; this trains only {', '.join(methods)} on {name}")
+    trainings = [_planned(_training(method, resolve_options(method, request.options), spec, request), request)
+                 for method in methods]
     return Plan([], trainings, [], {})
 
 

@@ -82,25 +82,25 @@ def builtin() -> dict[str, pathlib.Path]:
 
 def builtin_tables() -> list[TableSpec]:
     """The built-in tables (the paper's), which every report builds when it has their cells."""
-    return [load_table(path) for path in builtin().values() if "tables" not in _read(path)]
+    return [load_table(path, data) for path in builtin().values() if "tables" not in (data := _read(path))]
 
 
 def find(name_or_path: str) -> Suite:
     """A built-in suite by name, or a suite or table file by path."""
-    path = pathlib.Path(name_or_path)
+    path, known = pathlib.Path(name_or_path), builtin()
     if name_or_path.endswith((".yaml", ".yml")) or path.exists():
         if not path.is_file():
             raise SuiteError(f"--suite {name_or_path}: no such file; pass a table file (.yaml) or one of "
-                             f"{', '.join(builtin())}")
+                             f"{', '.join(known)}")
         path = path.resolve()
-    elif name_or_path in builtin():
-        path = builtin()[name_or_path]
+    elif name_or_path in known:
+        path = known[name_or_path]
     else:
-        raise SuiteError(f"unknown suite {name_or_path!r}; choose one of {', '.join(builtin())}, or pass the path "
+        raise SuiteError(f"unknown suite {name_or_path!r}; choose one of {', '.join(known)}, or pass the path "
                          "of your own table file (see docs/suites.md)")
     data = _read(path)
     if "tables" not in data:
-        return Suite(path.stem, path, _checked_names(path, (load_table(path),)))
+        return Suite(path.stem, path, _checked_names(path, (load_table(path, data),)))
     unknown = sorted(set(data) - {"title", "tables"})
     if unknown:
         raise SuiteError(f"{path}: unknown keys {unknown}; a file listing tables has title and tables")
@@ -109,9 +109,9 @@ def find(name_or_path: str) -> Suite:
     tables = []
     for entry in data["tables"]:
         relative = path.parent / str(entry)
-        target = relative if relative.suffix in (".yaml", ".yml") else builtin().get(str(entry))
+        target = relative if relative.suffix in (".yaml", ".yml") else known.get(str(entry))
         if target is None or not target.is_file():
-            raise SuiteError(f"{path}: table {entry!r} is neither a built-in table ({', '.join(builtin())}) nor a "
+            raise SuiteError(f"{path}: table {entry!r} is neither a built-in table ({', '.join(known)}) nor a "
                              f"file {relative}")
         tables.append(load_table(target))
     return Suite(path.stem, path, _checked_names(path, tuple(tables)))
@@ -119,7 +119,7 @@ def find(name_or_path: str) -> Suite:
 
 def _checked_names(path: pathlib.Path, tables: tuple[TableSpec, ...]) -> tuple[TableSpec, ...]:
     """Each table's files in DIR/tables/ are named by the table: a name may not stand for two files."""
-    taken = {**{table.name: table.path for table in builtin_tables()}}
+    taken = {table.name: table.path for table in builtin_tables()}
     for table in tables:
         if taken.setdefault(table.name, table.path) != table.path:
             raise SuiteError(f"{path}: table {table.name!r} ({table.path}) has the name of {taken[table.name]}; "
@@ -127,10 +127,10 @@ def _checked_names(path: pathlib.Path, tables: tuple[TableSpec, ...]) -> tuple[T
     return tables
 
 
-def load_table(path: pathlib.Path) -> TableSpec:
-    """Read and check one table file."""
+def load_table(path: pathlib.Path, data: dict[str, Any] | None = None) -> TableSpec:
+    """Read (unless its parsed `data` is given) and check one table file."""
     path = pathlib.Path(path).resolve()
-    data = _read(path)
+    data = _read(path) if data is None else data
     unknown = sorted(set(data) - _TABLE_KEYS)
     if unknown:
         raise SuiteError(f"{path}: unknown keys {unknown}; a table file has {sorted(_TABLE_KEYS)}")
@@ -146,7 +146,7 @@ def load_table(path: pathlib.Path) -> TableSpec:
                          "published numbers as CSV beside the table file")
     match = tuple(data.get("match", LABEL_COLUMNS))
     metrics = tuple(data.get("metrics", ("mIoU",)))
-    columns = _csv_columns(published)
+    columns, printed = _read_csv(published)
     missing = [c for c in (*match, *metrics) if c not in columns]
     if missing:
         raise SuiteError(f"{path}: {published.name} has no column {missing} (its columns: {columns}); fix 'match' "
@@ -157,7 +157,7 @@ def load_table(path: pathlib.Path) -> TableSpec:
     rows = tuple(_row(path, i, entry, match) for i, entry in enumerate(data["rows"] or []))
     if not rows:
         raise SuiteError(f"{path}: 'rows' is empty; list the configurations the table runs")
-    keys = {tuple(row[c] for c in match) for row in _csv_rows(published)}
+    keys = {tuple(row[c] for c in match) for row in printed}
     for i, row in enumerate(rows):
         stray = [dict(zip(match, key)) for key in row.reproduces if key not in keys]
         if stray:
@@ -199,11 +199,8 @@ def _read(path: pathlib.Path) -> dict[str, Any]:
     return data
 
 
-def _csv_columns(path: pathlib.Path) -> list[str]:
+def _read_csv(path: pathlib.Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A published CSV's header and rows."""
     with path.open(newline="") as file:
-        return next(csv.reader(file), [])
-
-
-def _csv_rows(path: pathlib.Path) -> list[dict[str, str]]:
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
+        reader = csv.DictReader(file)
+        return list(reader.fieldnames or []), list(reader)

@@ -1,4 +1,5 @@
-"""Reading weight files, with errors that name the file and what it should have been.
+"""Reading weight files, with errors that name the file and what it should have been; writing them
+whole or not at all (`save`).
 
 Every loader (backbones, SAM, trained models, training state) goes through `read`, so a missing,
 truncated or foreign file fails the same way wherever it is met; state dicts load strictly through
@@ -19,6 +20,15 @@ import torch
 
 #: Values of a weights option (`clip_pretrained`, `sam_checkpoint`) that mean random initialisation.
 RANDOM = ("random", "none", "")
+
+
+def save(obj: Any, path: pathlib.Path) -> pathlib.Path:
+    """`torch.save` through a temporary file renamed into place, so a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+    return path
 
 
 def read(path: str | os.PathLike, expected: str, mmap: bool = False) -> Any:

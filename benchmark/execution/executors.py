@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.plan import Cell
 from benchmark.execution.profiles import ClusterProfile
+from benchmark.execution.training import run_training
+from benchmark.plan import Cell
 from benchmark.runner import RunContext, run_cell
 from benchmark.store import RunStore, now
-from benchmark.execution.training import run_training
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ import submitit
 
 from benchmark.execution import jobs
 from benchmark.execution.jobs import Task, TaskRecords
-from benchmark.plan import Cell
 from benchmark.execution.profiles import ClusterProfile
+from benchmark.execution.training import PlannedTraining, TrainContext, run_training
+from benchmark.plan import Cell
 from benchmark.runner import RunContext, merge_shards, open_evaluation, run_cell
 from benchmark.store import REPOSITORY, RunStore, now
-from benchmark.execution.training import PlannedTraining, TrainContext, run_training
 
 log = logging.getLogger(__name__)
 

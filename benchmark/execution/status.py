@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from benchmark.execution import jobs
 from benchmark.execution.jobs import Task, TaskRecords
-from benchmark.store import RunStore
 from benchmark.execution.training import TRAINED
+from benchmark.store import RunStore
 
 
 @dataclass

@@ -72,7 +72,6 @@ class Table:
 @dataclass
 class Report:
     tables: list[Table]
-    paths: list[pathlib.Path]
     labels: dict[str, str]   # cell id -> how the tables name it
 
 
@@ -123,18 +122,12 @@ def write_report(output: pathlib.Path | str) -> Report:
         tables += [t for t in (generalized_table(chosen, labels, protocol),
                                consistency_table(chosen, labels, protocol)) if t is not None]
     store.tables_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
     for table in tables:
         base = store.tables_dir / table.name
         table.data.to_csv(base.with_suffix(".csv"), index=False, float_format="%.4f")
         base.with_suffix(".md").write_text(table.markdown())
         base.with_suffix(".tex").write_text(table.latex())
-        paths += [base.with_suffix(s) for s in (".md", ".csv", ".tex")]
-    return Report(tables, paths, {cell: label for cell, (label, _) in labels.items()})
-
-
-def format_report(report: Report) -> str:
-    return "\n".join(table.markdown() for table in report.tables)
+    return Report(tables, {cell: label for cell, (label, _) in labels.items()})
 
 
 # -- the tables of table files --------------------------------------------------------------------
@@ -149,22 +142,25 @@ def comparison_table(spec: suites.TableSpec, results: list[dict], labels: dict, 
         return None
     reference = spec.published_rows()
     metrics, match = list(spec.metrics), list(spec.match)
-    rows, placed = [], set()
+    rows, printed, placed = [], [], set()   # printed: each row's published values as printed, None if reproduced
     for _, row in reference.iterrows():
         key = tuple(row[c] for c in match)
         rows.append({**{c: row[c] for c in match}, "Source": "reported", **{m: float(row[m]) for m in metrics},
                      "cell": ""})
+        printed.append(row)
         for result in chosen:
             if _label_key(labels[result["cell"]["id"]][1], match) == key:
                 rows.append(_reproduced(result, labels, match, metrics, {m: float(row[m]) for m in metrics}))
+                printed.append(None)
                 placed.add(result["cell"]["id"])
     rows += [_reproduced(r, labels, match, metrics, None) for r in chosen if r["cell"]["id"] not in placed]
+    printed += [None] * (len(rows) - len(printed))
     data = pd.DataFrame(rows, columns=[*match, "Source", *metrics, *[f"{m}_delta" for m in metrics], "cell",
                                        "warnings"])
     shown = data[[*match, "Source"]].copy()
     for metric in metrics:
-        shown[metric] = [_printed(reference, r, match, metric) if r["Source"] == "reported" else
-                         _with_delta(r[metric], r[f"{metric}_delta"]) for _, r in data.iterrows()]
+        shown[metric] = [values[metric] if values is not None else _with_delta(r[metric], r[f"{metric}_delta"])
+                         for values, (_, r) in zip(printed, data.iterrows())]
     shown["Source"] = [s + ("*" if w is True else "") for s, w in zip(data["Source"], data["warnings"])]
     notes = _notes(spec, setting, data)
     return Table(_name(spec.name, protocol), data.drop(columns="warnings"), shown,
@@ -176,7 +172,8 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
     reproduces it, and one reproduced column (and its difference) per backbone of the cells of those
     configurations; rows naming the same configuration (the full model) repeat its number."""
     configurations = _Configurations(spec)
-    setting, chosen = _spec_cells(spec, [r for r in results if configurations.of(r, labels) is not None])
+    runs = {r["cell"]["id"]: configurations.of(r, labels) for r in results}  # cell id -> its configuration
+    setting, chosen = _spec_cells(spec, [r for r in results if runs[r["cell"]["id"]] is not None])
     if not chosen:
         return None
     by_column: dict[str, dict[int, dict]] = {}
@@ -187,7 +184,7 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
         column = label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else "")
         if label.reproduces:  # another implementation of the model: a column of its own, named
             column = f"{label.method} {column}"
-        index = configurations.of(result, labels)
+        index = runs[result["cell"]["id"]]
         if index in by_column.setdefault(column, {}):
             notes.append(f"{result['cell']['id']} repeats {configurations.text(index)} ({column}); the latest is shown")
         by_column[column][index] = result
@@ -471,12 +468,6 @@ def _load_plugins(store: RunStore) -> None:
 
 def _name(base: str, protocol: str) -> str:
     return base if protocol == "intended" else f"{base}__{protocol}"
-
-
-def _printed(reference: pd.DataFrame, row: pd.Series, match: list[str], metric: str) -> str:
-    """A published value as printed."""
-    found = reference[(reference[match] == row[match]).all(axis=1)]
-    return found[metric].iloc[0]
 
 
 def _format(value: Any) -> str:

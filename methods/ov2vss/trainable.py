@@ -19,11 +19,12 @@ from benchmark.interface import TrainableMethod
 from methods import checkpoints
 from methods import clip as clip_module
 from methods.ov2vss.backbones import TABLE_LABELS
+from methods.ov2vss.training import RecordsSchedule
 
 log = logging.getLogger(__name__)
 
 
-class TrainableCostVolume(TrainableMethod):
+class TrainableCostVolume(RecordsSchedule, TrainableMethod):
     """Subclasses call `_configure` in `__init__`, implement `_loss_fn` and segment with `self.model`."""
 
     #: Options that change how trained weights are applied, not which weights fit.
@@ -158,11 +159,6 @@ class TrainableCostVolume(TrainableMethod):
                                    self.model, meta, self.train_config, path), self.amp)
         self.model.eval()
         return final
-
-    def training_summary(self) -> dict[str, Any]:
-        from methods.ov2vss import training
-
-        return {"schedule": training.schedule_record(self.train_config)}
 
     def load(self, checkpoint: pathlib.Path) -> None:
         from methods.ov2vss import training

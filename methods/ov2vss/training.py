@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import os
 import pathlib
 import time
 from collections.abc import Callable
@@ -232,6 +231,16 @@ def schedule_record(config: Schedule) -> dict[str, Any]:
 ITERATION_MEANS = "micro-batch (mmcv IterBasedRunner): an optimiser step every `accumulate` iterations"
 
 
+class RecordsSchedule:
+    """For a trainable method whose `train_config` is a `Schedule`: `training_summary` (what
+    `trained.json` records) says how much training it was."""
+
+    train_config: Schedule
+
+    def training_summary(self) -> dict[str, Any]:
+        return {"schedule": schedule_record(self.train_config)}
+
+
 def schedule_of(saved: dict[str, Any]) -> dict[str, Any]:
     """The schedule a checkpoint records; checkpoints written before iterations meant micro-batches
     counted optimiser steps, which is the same thing only without accumulation."""
@@ -312,7 +321,7 @@ def train(model: nn.Module, groups: list[dict[str, Any]], loss_fn: LossFn, confi
 
 def write_ovvss_checkpoint(model: nn.Module, meta: dict[str, Any], config, path: pathlib.Path) -> None:
     """This project's checkpoint format: the weights and `meta` (what built the model, on what data)."""
-    _atomic_save({"format": CHECKPOINT_FORMAT, **meta, "iterations": config.iterations,
+    checkpoints.save({"format": CHECKPOINT_FORMAT, **meta, "iterations": config.iterations,
                   "schedule": schedule_record(config), "train_config": asdict(config),
                   "model": model.state_dict()}, path)
 
@@ -334,15 +343,9 @@ def _resume(run_dir: pathlib.Path, model: nn.Module, optimizer, config: TrainCon
 
 
 def _save_state(run_dir: pathlib.Path, model: nn.Module, optimizer, iteration: int, config: TrainConfig) -> None:
-    _atomic_save({"format": CHECKPOINT_FORMAT, "iteration": iteration, "train_config": asdict(config),
+    checkpoints.save({"format": CHECKPOINT_FORMAT, "iteration": iteration, "train_config": asdict(config),
                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "torch_rng": torch.get_rng_state()}, run_dir / "last.pt")
-
-
-def _atomic_save(obj: Any, path: pathlib.Path) -> None:
-    partial = path.with_suffix(".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
 
 
 def load_checkpoint(path: pathlib.Path, expected: str) -> dict[str, Any]:

@@ -109,11 +109,7 @@ def read(path: str | pathlib.Path, mmap: bool = True) -> AuthorsCheckpoint:
 def write(state: dict[str, torch.Tensor], path: pathlib.Path, meta: dict | None = None) -> pathlib.Path:
     """A checkpoint as mmcv's `save_checkpoint` writes it, {"meta": ..., "state_dict": ...}, written
     whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"meta": dict(meta or {}), "state_dict": state}, partial)
-    partial.replace(path)
-    return path
+    return checkpoints.save({"meta": dict(meta or {}), "state_dict": state}, path)
 
 
 def _without_module_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

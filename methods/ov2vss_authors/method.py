@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from benchmark.interface import ABSTAIN, TableLabel, TrainableMethod, Video
+from methods.ov2vss.training import RecordsSchedule
 from methods.ov2vss_authors import clips, preprocess
 from methods.ov2vss_authors.reference import RECORD_STRIDE
 
@@ -35,7 +36,7 @@ BACKGROUND = "background"
 BACKGROUND_MODES = ("abstain", "none")
 
 
-class OV2VSSAuthors(TrainableMethod):
+class OV2VSSAuthors(RecordsSchedule, TrainableMethod):
     """OV2VSS as the authors' code runs it (their checkpoint; quirks kept, see docs/authors-code.md)."""
 
     name = "ov2vss-authors"
@@ -45,7 +46,8 @@ class OV2VSSAuthors(TrainableMethod):
                  background: str = "abstain", streaming: bool = True, record: str | None = None,
                  architecture: str = "vitb", backbone_pretrained: str | None = None,
                  backbone_init: str = "as-released", **training: Any):
-        from methods.ov2vss_authors import model, training as recipe
+        from methods.ov2vss_authors import model
+        from methods.ov2vss_authors import training as recipe
 
         super().__init__()
         if background not in BACKGROUND_MODES:
@@ -159,11 +161,6 @@ class OV2VSSAuthors(TrainableMethod):
                    self.device, write_final, amp=False)
         self.model = model.eval().requires_grad_(False)
         return pathlib.Path(run_dir) / "final.pt"
-
-    def training_summary(self) -> dict[str, Any]:
-        from methods.ov2vss import training as loop
-
-        return {"schedule": loop.schedule_record(self.train_config)}
 
     # -- evaluation ------------------------------------------------------------------------------
 
