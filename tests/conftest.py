@@ -36,6 +36,19 @@ def isolated_tracking(tmp_path_factory):
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
+@pytest.fixture(autouse=True)
+def isolated_registry():
+    """Methods a test loads with --plugin in this process are forgotten after it, so `--methods all`
+    in a later test means what it means in a fresh process."""
+    from benchmark import registry
+    registered, plugins = set(registry._registered), {m for m in sys.modules if m.startswith("benchmark_plugin_")}
+    yield
+    for name in set(registry._registered) - registered - set(registry.BUILTIN):
+        del registry._registered[name]
+    for module in {m for m in sys.modules if m.startswith("benchmark_plugin_")} - plugins:
+        del sys.modules[module]
+
+
 def run_cli(*args, cwd=None, check=None, **kwargs):
     """`python -m benchmark ARGS` in a real subprocess; returns the CompletedProcess."""
     done = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], capture_output=True, text=True,
