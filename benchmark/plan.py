@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from benchmark import options as typed_options
 from benchmark import registry, suites
 from benchmark.data import catalog
 from benchmark.execution.training import PlannedTraining, TrainContext, Training
@@ -206,7 +207,8 @@ def _suite_cells(suite: suites.Suite, request: Request, methods: list[str] | Non
             if clash:
                 raise PlanError(f"--suite {suite.name} sets {', '.join(f'{row.method}.{k}' for k in clash)} per row "
                                 f"({', '.join(f'{k}={fixed[k]}' for k in clash)}, ...); drop those --opt")
-            resolved = {**resolve_options(row.method, options), **fixed}
+            resolved = {**resolve_options(row.method, options),
+                        **checked_options(row.method, fixed, f"{table.path} row")}
             configs.append((row.method, resolved, [catalog.parse(table.setting if found else table.stand_in)]))
             names.add(row.method)
     if not configs:
@@ -253,9 +255,27 @@ def _cells(configs: list[tuple[str, dict[str, Any], list[tuple[str, str]]]], req
     return list(cells.values())
 
 
-def resolve_options(method: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The method's default options updated with the ones given for it (what a cell records)."""
-    return {**registry.get(method).default_options(), **options.get(method, {})}
+def resolve_options(method: str, options: dict[str, dict[str, Any]], source: str = "--opt") -> dict[str, Any]:
+    """The method's default options updated with the ones given for it (what a cell records), each
+    given value checked against the option's declared type (`benchmark.options`)."""
+    cls = registry.get(method)
+    return {**cls.default_options(), **checked_options(method, options.get(method, {}), source)}
+
+
+def checked_options(method: str, given: dict[str, Any], source: str = "--opt") -> dict[str, Any]:
+    """`given` options of `method` as their declared types; PlanError naming the key, the value and
+    what is expected (and where it was given: `source`) when one is unknown or of the wrong type."""
+    declared, open_ended = typed_options.method_types(registry.get(method))
+    checked = {}
+    for key, value in given.items():
+        if key not in declared and not open_ended:
+            raise PlanError(f"{source} {method}.{key}={value!r}: {method} has no option {key!r}; "
+                            f"its options: {', '.join(declared) or 'none'}")
+        try:
+            checked[key] = typed_options.check(f"{source} {method}", key, value, declared.get(key, Any))
+        except typed_options.OptionError as error:
+            raise PlanError(str(error)) from None
+    return checked
 
 
 def _untrained(cells: list[Cell]) -> list[Cell]:

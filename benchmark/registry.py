@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import pathlib
 import sys
+import traceback
 from typing import Any
 
 ENTRY_POINT_GROUP = "benchmark.methods"
@@ -131,6 +132,9 @@ def load_plugin(spec: str) -> None:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
+        except Exception as error:
+            del sys.modules[module_name]
+            raise PluginError(_import_failure(str(path), error)) from error
         except BaseException:
             del sys.modules[module_name]
             raise
@@ -138,5 +142,28 @@ def load_plugin(spec: str) -> None:
         try:
             importlib.import_module(spec)
         except ModuleNotFoundError as error:
+            if error.name != spec.split(".")[0] and error.name != spec:  # the plugin imports something missing
+                raise PluginError(_import_failure(spec, error)) from error
             raise ModuleNotFoundError(
                 f"plugin {spec!r} is neither an existing file nor an importable module ({error})") from error
+        except Exception as error:
+            raise PluginError(_import_failure(spec, error)) from error
+
+
+class PluginError(ValueError):
+    """A plugin that fails to import: the message names its file, the line and the error."""
+
+
+def _import_failure(plugin: str, error: Exception) -> str:
+    """Where importing a plugin failed (the innermost line in the plugin's own code, else the last one)."""
+    if isinstance(error, SyntaxError):
+        where = f"{error.filename}, line {error.lineno}"
+        code = (error.text or "").strip()
+        return (f"plugin {plugin} could not be imported: {where}: SyntaxError: {error.msg}"
+                + (f" ({code})" if code else "") + "; fix the file and run again")
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not frame.filename.startswith("<frozen")]
+    own = [frame for frame in frames if frame.filename == plugin]
+    frame = (own or frames or [None])[-1]
+    where = f"{frame.filename}, line {frame.lineno}" if frame else plugin
+    return (f"plugin {plugin} could not be imported: {where}: {type(error).__name__}: {error}; "
+            "fix the plugin and run again")

@@ -15,11 +15,12 @@ or resized whole (`inference=whole`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from benchmark.interface import ImageMethod, TableLabel
+from benchmark.options import Range
 from methods import clip as clip_module
 from methods.ov2vss.trainable import TrainableCostVolume
 from methods.windows import WindowedInference
@@ -36,7 +37,8 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
     def __init__(self, variant: str = "training-free", clip_model: str = "auto",
                  clip_pretrained: str = "auto", clip_input: int | None = None, prompts: str = "imagenet",
                  last_block: str = "value", inference: str = "slide", window: int | None = None,
-                 overlap: float = 1 / 3, batch_size: int = 8, amp: bool = True,
+                 overlap: Annotated[float, Range(0, 1, high_open=True)] = 1 / 3,
+                 batch_size: Annotated[int, Range(1)] = 8, amp: bool = True,
                  backbone: str = "sam-vit-b", backbone_pretrained: str | None = None, cost_channels: int = 128,
                  feature_channels: int = 128, head_channels: int = 64, head_stride: int = 8,
                  fusion: str = "concat", **training: Any):

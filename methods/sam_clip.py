@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from benchmark.interface import ABSTAIN, ImageMethod, TableLabel
+from benchmark.options import Range
 from methods import clip as clip_module
 from methods import sam as sam_module
 
@@ -106,12 +107,16 @@ class SamClip(ImageMethod):
         return TableLabel("SAM (+CLIP)", backbone, stand_in or small_clip)
 
     def __init__(self, sam_model: str = "auto", sam_checkpoint: str = "auto",
-                 points_per_side: int = 32, points_per_batch: int = 64, pred_iou_thresh: float = 0.88,
-                 stability_score_thresh: float = 0.95, stability_score_offset: float = 1.0,
-                 box_nms_thresh: float = 0.7, crop_n_layers: int = 0, crop_nms_thresh: float = 0.7,
-                 crop_overlap_ratio: float = 512 / 1500, crop_n_points_downscale_factor: int = 1,
-                 min_mask_region_area: int = 0, clip_model: str = "auto", clip_pretrained: str = "auto",
-                 prompts: str = "imagenet", context: float = 1.0, crop_batch_size: int = 32, fill: str = "dense",
+                 points_per_side: Annotated[int, Range(1)] = 32, points_per_batch: Annotated[int, Range(1)] = 64,
+                 pred_iou_thresh: Annotated[float, Range(0, 1)] = 0.88,
+                 stability_score_thresh: Annotated[float, Range(0, 1)] = 0.95, stability_score_offset: float = 1.0,
+                 box_nms_thresh: Annotated[float, Range(0, 1)] = 0.7, crop_n_layers: Annotated[int, Range(0)] = 0,
+                 crop_nms_thresh: Annotated[float, Range(0, 1)] = 0.7,
+                 crop_overlap_ratio: Annotated[float, Range(0, 1, high_open=True)] = 512 / 1500,
+                 crop_n_points_downscale_factor: Annotated[int, Range(1)] = 1,
+                 min_mask_region_area: Annotated[int, Range(0)] = 0, clip_model: str = "auto",
+                 clip_pretrained: str = "auto", prompts: str = "imagenet", context: float = 1.0,
+                 crop_batch_size: Annotated[int, Range(1)] = 32, fill: str = "dense",
                  amp: bool = True):
         super().__init__()
         if sam_model != "auto" and sam_model not in sam_module.SAM_CONFIGS:

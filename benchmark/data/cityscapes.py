@@ -29,6 +29,7 @@ GT_FILE = re.compile(r"^(?P<city>.+)_(?P<seq>\d{6})_(?P<frame>\d{6})_gtFine_(?P<
 class CityscapesReader(DatasetReader):
     name = "cityscapes"
     extra_options: ClassVar[dict[str, Any]] = {"layout": "auto", "novel": None}
+    option_types: ClassVar[dict[str, Any]] = {"novel": list[str] | None}
 
     def __init__(self, options=None):
         super().__init__(options)

@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from benchmark import options as typed_options
 from benchmark.data.cards import default_data_root, load_card
 from benchmark.data.records import Report, VideoRecord, raise_problem
 from benchmark.data.settings import EvalSetting, make_setting
@@ -21,12 +22,15 @@ class DatasetReader(abc.ABC):
 
     Options (`--dataset-opt NAME.KEY=VALUE`) every dataset takes: `names` (display or raw class
     names; default display, raw under the official protocol) and `split` (default the card's
-    evaluation split). A reader adds its own in `extra_options`.
+    evaluation split). A reader adds its own in `extra_options`; values are checked against the type
+    of their default (`benchmark.options`).
     """
 
     name: ClassVar[str]
     extra_options: ClassVar[dict[str, Any]] = {}
     COMMON_OPTIONS: ClassVar[dict[str, Any]] = {"names": None, "split": None}
+    #: Types of options whose default does not say (a default of None is read as: a string or None).
+    option_types: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, options: Mapping[str, Any] | None = None):
         self.card = load_card(self.name)
@@ -35,7 +39,10 @@ class DatasetReader(abc.ABC):
         if unknown:
             raise ValueError(f"unknown {self.name} dataset option(s) {unknown}; known: {sorted(defaults)} "
                              f"(set them with --dataset-opt {self.name}.KEY=VALUE)")
-        self.options = {**defaults, **(options or {})}
+        types = typed_options.default_types(defaults, self.option_types)
+        given = {key: typed_options.check(f"--dataset-opt {self.name}", key, value, types[key])
+                 for key, value in (options or {}).items()}
+        self.options = {**defaults, **given}
 
     def option_defaults(self) -> dict[str, Any]:
         """This dataset's own options and their defaults."""
