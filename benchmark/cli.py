@@ -17,6 +17,10 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done; 1 some cells failed, or the machine failed us (disk full, a file that cannot be
+    written); 2 bad input (nothing ran); 130 interrupted. No traceback unless --debug."""
+    from benchmark.execution.lock import FolderLocked
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -26,9 +30,38 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished work is saved (each evaluated video; training up to its last checkpoint); "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    except (UsageError, LookupError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+    except (UsageError, FolderLocked, LookupError, ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+        _debug(args)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        _debug(args)
+        print(f"error: {_os_error(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        _debug(args)
+        print(f"error: {type(error).__name__}: {error} (unexpected: run again with --debug for the traceback, and "
+              "please report it)", file=sys.stderr)
+        return 1
+
+
+def _debug(args: argparse.Namespace) -> None:
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
+def _os_error(error: OSError) -> str:
+    """An OSError that names its file (and says when the disk is full)."""
+    import errno
+
+    from benchmark.store import StoreError, write_failure
+
+    if isinstance(error, StoreError) or not error.filename:
+        return str(error)
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return str(write_failure(error, pathlib.Path(error.filename))) if full else str(error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=(
         "Benchmark harness for open-vocabulary video semantic segmentation (OV-VSS)."))
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="evaluate methods on dataset settings",
@@ -83,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vc-rule", default="vspw", choices=list(VC_RULES),
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
+    run.add_argument("--wait-lock", action="store_true",
+                     help="when another driver is running into --output, wait for it instead of refusing")
     run.add_argument("--tracking-uri", default=None, metavar="URI",
                      help="mlflow store the finished run is logged to (default: $MLFLOW_TRACKING_URI, else "
                           "sqlite results/mlflow.db)")
@@ -107,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", type=pathlib.Path, default=None,
                        help="training folder (default results/train/METHOD__DATASET-SETTING__PROTOCOL__HASH)")
     train.add_argument("--fresh", action="store_true", help="discard the folder's saved state and start again")
+    train.add_argument("--wait-lock", action="store_true",
+                       help="when another driver is training into the folder, wait for it instead of refusing")
     train.set_defaults(handler=cmd_train)
 
     listing = commands.add_parser("list", help="list methods, datasets or suites")
@@ -191,6 +229,7 @@ def load_plugins(given: list[str]) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import plan
     from benchmark.execution import executors
+    from benchmark.execution.lock import driver_lock
     from benchmark.runner import RunContext
     from benchmark.store import RunStore
 
@@ -199,25 +238,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     made = plan.make(request)
     for note in made.notes:
         print(note)
-    store = RunStore(args.output)
-    store.add_to_plan([c.to_dict() for c in made.cells], {
-        "argv": sys.argv[1:], "plugins": request.plugins, "data_root": request.data_root, "device": args.device,
-        "weights": made.weights, **({"tables": made.tables} if made.tables else {})})
-    if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
-        for cell in made.cells:
-            store.result_path(cell.id).unlink(missing_ok=True)
-            store.clear_partial(cell.id)
-    todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"]
-    print(f"{len(made.cells)} cells ({len(made.cells) - len(todo)} finished already) -> {args.output}")
-    context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device)
-    results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
-    if results is None:  # submitted without waiting
-        return 0
-    _report(args.output, [c.id for c in made.cells], args.tracking_uri if not args.no_tracking else False)
-    failed = [r for r in results if r.get("status") != "done"]
-    for result in failed:
-        print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
-    return 1 if failed else 0
+    with driver_lock(args.output, args.wait_lock):
+        store = RunStore(args.output)
+        store.add_to_plan([c.to_dict() for c in made.cells], {
+            "argv": sys.argv[1:], "plugins": request.plugins, "data_root": request.data_root, "device": args.device,
+            "weights": made.weights, **({"tables": made.tables} if made.tables else {})})
+        if args.force:  # here, not in the cells' jobs: a requeued job must resume, not start again
+            for cell in made.cells:
+                store.result_path(cell.id).unlink(missing_ok=True)
+                store.clear_partial(cell.id)
+        todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"]
+        print(f"{len(made.cells)} cells ({len(made.cells) - len(todo)} finished already) -> {args.output}")
+        context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device)
+        results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
+        if results is None:  # submitted without waiting
+            return 0
+        failed = [r for r in results if r.get("status") != "done"]
+        for result in failed:
+            print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
+        try:
+            logged = _report(args.output, [c.id for c in made.cells], args.tracking_uri if not args.no_tracking else False)
+        except OSError as error:  # the cells' results are written; only the tables or plots are not
+            print(f"error: the report could not be written: {_os_error(error)}; the cells' results are kept, "
+                  f"rebuild it with `python -m benchmark report {args.output}`", file=sys.stderr)
+            return 1
+    if failed:
+        print(f"{len(failed)} of {len(made.cells)} cells failed (see FAILED above); the others are saved",
+              file=sys.stderr)
+    return 1 if failed or not logged else 0  # a failed log said what to do: the results themselves are complete
 
 
 def _request(args: argparse.Namespace, evaluate: bool):
@@ -280,14 +328,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from benchmark import plan
+    from benchmark.execution.lock import driver_lock
     from benchmark.execution.training import TRAINED, run_training
 
     planned = plan.make(_request(args, evaluate=False)).trainings[0]
     folder = args.output.resolve() if args.output else pathlib.Path(planned.context.folder)
-    if args.fresh:
-        for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
-            (folder / stale).unlink(missing_ok=True)
-    checkpoint = run_training(planned.training.to_dict(), replace(planned.context, folder=str(folder)))
+    with driver_lock(folder, args.wait_lock):
+        if args.fresh:
+            for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
+                (folder / stale).unlink(missing_ok=True)
+        checkpoint = run_training(planned.training.to_dict(), replace(planned.context, folder=str(folder)))
     given = "".join(f" --opt {item}" for item in args.opt)
     print(f"checkpoint: {checkpoint}\nloss log: {folder / 'loss.csv'}\nevaluate with: python -m benchmark run "
           f"--methods {args.method}{given} --checkpoint {args.method}={checkpoint}")
@@ -327,13 +377,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     if not (args.dir / "cells").is_dir():
         raise UsageError(f"{args.dir} has no cells/ folder; pass the --output folder of a run")
-    _report(args.dir, None, args.tracking_uri if args.log else False)
-    return 0
+    return 0 if _report(args.dir, None, args.tracking_uri if args.log else False) else 1
 
 
-def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool) -> None:
+def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool) -> bool:
     """Write and print the tables, draw the plots, and log to mlflow unless `tracking_uri` is False.
-    With `cell_ids`, the table of every cell shows only those (a run's own cells)."""
+    With `cell_ids`, the table of every cell shows only those (a run's own cells). False when logging
+    failed (what to do is printed)."""
+    import shlex
+
     from benchmark.reporting import plots, tables, tracking
 
     report = tables.write_report(output)
@@ -347,16 +399,19 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
     if drawn:
         print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
     if tracking_uri is False:
-        return
+        return True
     uri = tracking_uri or tracking.default_uri()
     try:
         logged = tracking.log_run(output, uri)
     except tracking.TrackingError as error:
-        print(f"mlflow: {error}\nthe results on disk are complete; log them later with "
-              f"`python -m benchmark report {output} --log --tracking-uri URI`", file=sys.stderr)
-        return
+        again = shlex.join(["python", "-m", "benchmark", "report", str(output), "--log",
+                            *(["--tracking-uri", uri] if tracking_uri else [])])
+        print(f"mlflow: {error}\nthe results on disk are complete; once the store is fixed or reachable, log them "
+              f"with `{again}` (or to another store with `--tracking-uri URI`)", file=sys.stderr)
+        return False
     print(f"mlflow: {logged['parents']} parent and {logged['children']} cell runs logged to {uri} "
           f"({logged['skipped']} logged before); browse with `python -m benchmark ui`")
+    return True
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -375,7 +430,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or tracking.default_uri()
     database = tracking.sqlite_path(uri)
     if database is not None and not database.exists():
-        print(f"no mlflow store at {database} yet: the UI creates an empty one, which `run` then logs into")
+        print(f"no mlflow store at {database} yet: creating an empty one, which `run` then logs into", flush=True)
+    try:
+        tracking.ensure_store(uri)  # here, not in the server, which would migrate a new store in place
+    except tracking.TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"mlflow UI for {uri}: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     return tracking.serve_ui(uri, args.host, args.port)
 

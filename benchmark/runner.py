@@ -22,13 +22,13 @@ from benchmark import registry
 from benchmark.data import catalog
 from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
-from benchmark.data.records import DatasetError, VideoRecord, read_mask
+from benchmark.data.records import MASK_SIZE_FIX, DatasetError, VideoRecord, read_mask
 from benchmark.interface import Video
 from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
 from benchmark.runtime import resolve_device, seed_everything
-from benchmark.store import RunStore, now, provenance
+from benchmark.store import RunStore, StoreError, now, provenance
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,26 @@ def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, sha
 
     A shard evaluates every `shards`-th video starting at `shard` and saves its summary; whichever shard
     finds all summaries saved merges the per-video states into the cell result (a shard that is not
-    last returns a result with status "shard-done", which it does not write)."""
+    last returns a result with status "shard-done", which it does not write).
+
+    Nothing but an interrupt escapes: a fault of the store itself (disk full, a folder removed or made
+    unwritable) fails this cell with a message naming the path, and the run goes on to the next."""
     cell = Cell.from_dict(cell_data)
     store = RunStore(context.output)
+    try:
+        return _run_cell(cell, context, store, shard, shards)
+    except Exception as error:
+        result = {"cell": cell.to_dict(), "status": "failed", "provenance": {"end_time": now()},
+                  "error": {"message": _message(error), "traceback": traceback.format_exc()}}
+        log.error("cell %s failed: %s", cell.id, result["error"]["message"])
+        try:
+            store.write_result(result)
+        except OSError:  # the store cannot take even this; the driver reports the returned result
+            pass
+        return result
+
+
+def _run_cell(cell: Cell, context: RunContext, store: RunStore, shard: int, shards: int) -> dict[str, Any]:
     previous = store.read_result(cell.id)
     if previous is not None and previous.get("status") == "done":
         return previous
@@ -67,15 +84,15 @@ def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, sha
     result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins})
     if shards > 1:
         result["provenance"]["shard"] = f"{shard} of {shards}"
-    evaluation = None
     try:
         evaluation = open_evaluation(cell, context, result)
         _evaluate_videos(cell, context, store, evaluation, result, evaluation.videos[shard::shards])
         result["status"] = "done"
+        if shards == 1:
+            _merge_states(cell, store, evaluation, result)
     except Exception as error:  # recorded in the cell's result; other cells go on
         result["status"] = "failed"
-        result["error"] = {"message": f"{type(error).__name__}: {error}" if not isinstance(error, CellFailure)
-                           else str(error), "traceback": traceback.format_exc()}
+        result["error"] = {"message": _message(error), "traceback": traceback.format_exc()}
         if shards > 1:
             result["error"]["message"] = f"shard {shard} of {shards}: {result['error']['message']}"
         log.error("cell %s failed: %s", cell.id, result["error"]["message"])
@@ -85,9 +102,13 @@ def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, sha
         if result["status"] == "failed":
             store.write_result(result)  # the cell shows as failed at once; the other shards' videos stay saved
             return result
-        return merge_shards(cell_data, context, shards) or {**result, "status": "shard-done"}
-    _finish(cell, store, evaluation, result)
+        return merge_shards(cell.to_dict(), context, shards) or {**result, "status": "shard-done"}
+    _publish(cell, store, result)
     return result
+
+
+def _message(error: Exception) -> str:
+    return str(error) if isinstance(error, (CellFailure, StoreError)) else f"{type(error).__name__}: {error}"
 
 
 def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) -> dict[str, Any] | None:
@@ -106,14 +127,14 @@ def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) ->
     result["timing"] = {"setup_s": max(part["timing"]["setup_s"] for part in parts), "segment_s": segment_s,
                         "frames": frames, "frames_per_s": frames / segment_s if segment_s else None}
     try:
-        _finish(cell, store, open_evaluation(cell, context, {}), result)
+        _merge_states(cell, store, open_evaluation(cell, context, {}), result)
     except Exception as error:  # a video state went missing or bad since its shard saved it
         merged = store.read_result(cell.id)
         if merged is not None and merged.get("status") == "done":  # another shard merged first
             return merged
-        result.update(status="failed", error={"message": f"merging the {shards} shards failed: "
-                                              f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
-        store.write_result(result)
+        result.update(status="failed", error={"message": f"merging the {shards} shards failed: {_message(error)}",
+                                              "traceback": traceback.format_exc()})
+    _publish(cell, store, result)
     return result
 
 
@@ -170,32 +191,36 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     result["timing"] = timing
 
 
-def _finish(cell: Cell, store: RunStore, evaluation, result: dict[str, Any]) -> None:
-    """Merge every video's saved state, in dataset order, into the cell's metrics; write the result."""
-    if result["status"] == "done":
-        setting = evaluation.setting
-        states = store.load_video_states(cell.id)
-        missing = [record.name for record in evaluation.videos if record.name not in states]
-        if missing:
-            raise CellFailure(f"cell {cell.id}: no saved state for videos {missing[:5]} "
-                              f"({len(missing)} in all) in {store.partial_dir(cell.id)}")
-        confusion = ConfusionMatrix(len(setting.class_names))
-        consistency = VideoConsistency(rule=cell.vc_rule)
-        frames = 0
-        method_counts: dict[str, int] = {}
-        for record in evaluation.videos:  # dataset order, whatever order the states were computed in
-            state = states[record.name]
-            confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
-            consistency.merge(VideoConsistency.from_state(state["vc"]))
-            frames += state["frames"]
-            for event, amount in state.get("method_counts", {}).items():
-                method_counts[event] = method_counts.get(event, 0) + amount
-        metrics, per_class = confusion.compute(setting.class_names, setting.groups)
-        metrics.update(consistency.compute())
-        result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
-                      counts={"videos": len(evaluation.videos), "frames": frames,
-                              "scored_pixels": int(confusion.counts.sum())},
-                      method_counts=method_counts)
+def _merge_states(cell: Cell, store: RunStore, evaluation, result: dict[str, Any]) -> None:
+    """Merge every video's saved state, in dataset order, into the cell's metrics."""
+    setting = evaluation.setting
+    states = store.load_video_states(cell.id)
+    missing = [record.name for record in evaluation.videos if record.name not in states]
+    if missing:
+        raise CellFailure(f"cell {cell.id}: no saved state for videos {missing[:5]} ({len(missing)} in all) in "
+                          f"{store.partial_dir(cell.id)} (removed while the cell ran?); run the same command "
+                          "again to recompute them")
+    confusion = ConfusionMatrix(len(setting.class_names))
+    consistency = VideoConsistency(rule=cell.vc_rule)
+    frames = 0
+    method_counts: dict[str, int] = {}
+    for record in evaluation.videos:  # dataset order, whatever order the states were computed in
+        state = states[record.name]
+        confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
+        consistency.merge(VideoConsistency.from_state(state["vc"]))
+        frames += state["frames"]
+        for event, amount in state.get("method_counts", {}).items():
+            method_counts[event] = method_counts.get(event, 0) + amount
+    metrics, per_class = confusion.compute(setting.class_names, setting.groups)
+    metrics.update(consistency.compute())
+    result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
+                  counts={"videos": len(evaluation.videos), "frames": frames,
+                          "scored_pixels": int(confusion.counts.sum())},
+                  method_counts=method_counts)
+
+
+def _publish(cell: Cell, store: RunStore, result: dict[str, Any]) -> None:
+    """Write the cell's result; once it is finished, its per-video states are no longer needed."""
     store.write_result(result)
     if result["status"] == "done":
         store.clear_partial(cell.id)
@@ -241,7 +266,8 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
             image_shape = tuple(video.frame(index).shape[1:])
             if image_shape != raw.shape:
                 raise CellFailure(f"{frame}: the dataset is inconsistent: mask {record.masks[index]} is "
-                                  f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W)") from error
+                                  f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W); "
+                                  f"{MASK_SIZE_FIX}") from error
             raise CellFailure(f"{frame}: {error}") from error
         truth, scored = setting.ground_truth(labels), setting.score_labels(prediction)
         confusion.update(truth, scored)
@@ -282,11 +308,12 @@ class Showcase:
     def save(self) -> None:
         from PIL import Image
 
-        from benchmark.store import atomic_write_json
+        from benchmark.store import atomic_write_json, writing
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         for name, array in self.images.items():
-            Image.fromarray(array).save(self.folder / name, quality=90)
+            with writing(self.folder / name):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(self.folder / name, quality=90)
         atomic_write_json(self.folder / "showcase.json", self.meta)  # last: its presence means complete
 
 

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import json
 import os
 import pathlib
@@ -21,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -29,18 +32,68 @@ VERSIONED_PACKAGES = ("ovvss-benchmark", "torch", "torchvision", "numpy", "open_
                       "segment-anything", "pandas", "pillow")
 
 
-def atomic_write_json(path: pathlib.Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+class StoreError(OSError):
+    """A file of the results that could not be written: the message names it and says what to do."""
+
+
+def write_failure(error: OSError, path: pathlib.Path) -> StoreError:
+    """`error` met writing `path`, as a StoreError whose message names the file and the fix."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (f"the disk holding {path.parent} is full ({reason}): free space (or choose another --output) and "
+               "run the same command again; finished cells are kept")
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"{reason}: make {path.parent} writable for you (or choose another --output)"
+    elif error.errno == errno.ENOENT:
+        fix = f"{reason}: its folder {path.parent} was removed while the run was writing to it"
+    else:
+        fix = reason
+    return StoreError(error.errno, f"cannot write {path}: {fix}")
+
+
+@contextlib.contextmanager
+def writing(path: pathlib.Path) -> Iterator[None]:
+    """Any OSError met inside names `path` and says what to do (a full disk, no permission)."""
     try:
+        yield
+    except StoreError:
+        raise
+    except OSError as error:
+        raise write_failure(error, pathlib.Path(path)) from error
+
+
+def atomic_write_json(path: pathlib.Path, data: Any) -> None:
+    """Write `data` to `path` whole or not at all, readable as the umask allows (as a plain `open` would
+    make it), so colleagues on a shared file system can read results."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.fchmod(descriptor, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(descriptor, "w") as handle:
             json.dump(data, handle, indent=1, allow_nan=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        if temporary is not None:
+            pathlib.Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, StoreError):
+            raise write_failure(error, path) from error
         raise
+
+
+def umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def read_json(path: pathlib.Path) -> Any:
@@ -66,7 +119,11 @@ class RunStore:
         return read_json(path) if path.is_file() else None
 
     def write_result(self, result: dict[str, Any]) -> pathlib.Path:
+        """Write a cell's result; a failed or unfinished one never replaces a finished one (a second
+        driver, or a job that died after another finished the cell, must not undo it)."""
         path = self.result_path(result["cell"]["id"])
+        if result.get("status") != "done" and (self.read_result(result["cell"]["id"]) or {}).get("status") == "done":
+            return path
         atomic_write_json(path, result)
         return path
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.store import RunStore, read_json
+from benchmark.store import RunStore, read_json, writing
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,9 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
     figure.legend(loc="outside upper center", ncols=legend_columns, fontsize=9, frameon=False,
                   title=f"Per-class IoU (%): {dataset}:{setting}, {protocol} protocol", title_fontsize=12)
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path)
     return path
 
 
@@ -318,8 +319,9 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
                   bbox_to_anchor=((label_width_in + grid_width_in / 2) / width_in, (legend_in - 0.1) / height_in))
     figure.suptitle(title or f"{scene.dataset}:{scene.setting}, {scene.protocol} protocol: video {scene.video}",
                     fontsize=11, y=1 - 0.1 / height_in, va="top")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight", pad_inches=0.08)  # trims what the legend estimate left over
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, bbox_inches="tight", pad_inches=0.08)  # trims what the legend estimate left over
     return path
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from benchmark import suites
 from benchmark.interface import TableLabel
-from benchmark.store import REPOSITORY, RunStore
+from benchmark.store import REPOSITORY, RunStore, writing
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +121,15 @@ def write_report(output: pathlib.Path | str) -> Report:
         tables += per_class_tables(chosen, labels, protocol)
         tables += [t for t in (generalized_table(chosen, labels, protocol),
                                consistency_table(chosen, labels, protocol)) if t is not None]
-    store.tables_dir.mkdir(parents=True, exist_ok=True)
     for table in tables:
         base = store.tables_dir / table.name
-        table.data.to_csv(base.with_suffix(".csv"), index=False, float_format="%.4f")
-        base.with_suffix(".md").write_text(table.markdown())
-        base.with_suffix(".tex").write_text(table.latex())
+        with writing(base.with_suffix(".csv")):
+            store.tables_dir.mkdir(parents=True, exist_ok=True)
+            table.data.to_csv(base.with_suffix(".csv"), index=False, float_format="%.4f")
+        with writing(base.with_suffix(".md")):
+            base.with_suffix(".md").write_text(table.markdown())
+        with writing(base.with_suffix(".tex")):
+            base.with_suffix(".tex").write_text(table.latex())
     return Report(tables, {cell: label for cell, (label, _) in labels.items()})
 
 

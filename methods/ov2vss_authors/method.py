@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -258,10 +257,11 @@ class OV2VSSAuthors(RecordsSchedule, TrainableMethod):
                   "probabilities": probabilities[:, ::RECORD_STRIDE, ::RECORD_STRIDE].cpu().numpy(),
                   "labels": labels.cpu().numpy().astype(np.int16), "margin": (top2[0] - top2[1]).cpu().numpy(),
                   "clip": np.asarray(clip.frames), "names": np.asarray(self.names)}
-        descriptor, temporary = tempfile.mkstemp(suffix=".npz", dir=folder)
-        with os.fdopen(descriptor, "wb") as handle:
+        path = folder / f"{video.frame_id(t)}.npz"
+        partial = path.with_name(path.name + ".partial")  # a kill never leaves half a file
+        with open(partial, "wb") as handle:
             np.savez(handle, **arrays)
-        os.replace(temporary, folder / f"{video.frame_id(t)}.npz")
+        os.replace(partial, path)
 
     def provenance(self) -> dict[str, Any]:
         info: dict[str, Any] = {"clip": {"weights": self.clip.weights if self.clip else None,
