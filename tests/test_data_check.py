@@ -1,6 +1,7 @@
 """`data check` reports every bad input with its file; a run fails only the cell that reads it."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -73,6 +74,18 @@ def unknown_label(base):
     return path
 
 
+def remove_masks(base):
+    path = base / "data" / "video_1" / "mask"
+    shutil.rmtree(path)
+    return path
+
+
+def masks_as_a_file(base):
+    path = remove_masks(base)
+    path.write_text("not a folder")
+    return path
+
+
 def empty_split(base):
     (base / "val.txt").write_text("\n")
     return base / "val.txt"
@@ -95,6 +108,8 @@ BAD_INPUTS = {
     "unreadable": (truncate_frame, "corrupt or truncated"),
     "unreadable-mask": (truncate_mask, "corrupt or truncated"),
     "size-mismatch": (resize_mask, "(20, 32)"),
+    "missing-masks": (remove_masks, "video video_1 has no masks: its mask folder is missing"),
+    "missing-masks:file": (masks_as_a_file, "video video_1 has no masks: its mask folder is a file, not a folder"),
     "unknown-label": (unknown_label, "mask values 130 are outside the known set (0..124, 255)"),
     "empty-split": (empty_split, "lists no videos"),
     "duplicate-id": (duplicate_id, "'video_0' is listed again on line 3"),
@@ -107,7 +122,7 @@ def test_each_bad_input_is_named_by_data_check_and_fails_only_its_cell(tmp_path,
     damage, message = BAD_INPUTS[case]
     path = damage(write_vspw(tmp_path))
     status, out = check(capsys, "vspw", "--root", tmp_path)
-    kind = case.removesuffix("-mask")
+    kind = case.split(":")[0].removesuffix("-mask")
     assert status == 1 and f"[{kind}] {path}: " in out and message in out
 
     output = tmp_path / "run"

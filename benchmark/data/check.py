@@ -18,7 +18,7 @@ import numpy as np
 from benchmark.data.frames import decode_workers
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
 from benchmark.data.reader import DatasetReader
-from benchmark.data.records import DatasetError, Problem, VideoRecord, read_mask, unknown_label_problem
+from benchmark.data.records import MASK_SIZE_FIX, DatasetError, Problem, VideoRecord, read_mask, unknown_label_problem
 from benchmark.interface import Video
 from benchmark.progress import Progress
 
@@ -107,7 +107,8 @@ def check_video(record: VideoRecord) -> tuple[int, int, np.ndarray, list[Problem
             problems.append(unknown_label_problem(record.mask_format, unknown, path))
         if index in sizes and raw.shape != sizes[index]:
             problems.append(Problem("size-mismatch", path, f"the mask is {raw.shape} but its frame "
-                                                           f"{record.frames[index]} is {sizes[index]} (H, W)"))
+                                                           f"{record.frames[index]} is {sizes[index]} (H, W); "
+                                                           f"{MASK_SIZE_FIX}"))
         pixels += np.bincount(record.mask_format.lut[raw].ravel(), minlength=256)
     return len(record.frames), len(record.masks), pixels, problems
 

@@ -48,6 +48,11 @@ class Problem:
 Report = Callable[[Problem], None]
 
 
+#: How to mend a mask whose size is not its frame's (said wherever that is found).
+MASK_SIZE_FIX = ("a mask must be the size of its frame: extract this video's frames and masks again from the "
+                 "release (a resized copy must use nearest-neighbour resampling, which keeps the labels)")
+
+
 def raise_problem(problem: Problem) -> None:
     raise DatasetError(str(problem))
 

@@ -58,17 +58,28 @@ def read_split(root: pathlib.Path, split: str, report: Report = raise_problem) -
     return unique
 
 
-def read_video(root: pathlib.Path, name: str, masks_as: MaskFormat,
-               report: Report = raise_problem) -> VideoRecord | None:
+def read_video(root: pathlib.Path, name: str, masks_as: MaskFormat, report: Report = raise_problem,
+               labelled: bool = True) -> VideoRecord | None:
+    """A video of `data/`: its frames and (when `labelled`, which the video must then be) its masks."""
     folder = root / "data" / name
     frames = sorted((p for p in (folder / "origin").glob("*") if p.suffix.lower() in FRAME_SUFFIXES), key=frame_order)
     if not frames:
         report(Problem("missing-video", folder / "origin", f"video {name} has no frames; check the split file "
                                                            "and that the dataset is fully extracted"))
         return None
+    masks_folder = folder / "mask"
+    if labelled and not (masks_folder.is_dir() and any(masks_folder.glob("*.png"))):
+        what = ("holds no .png" if masks_folder.is_dir() else "is a file, not a folder" if masks_folder.exists()
+                else "is missing")
+        report(Problem("missing-masks", masks_folder, f"video {name} has no masks: its mask folder {what}; "
+                                                         "extract the dataset's masks again (a split without masks "
+                                                         "must be declared unlabelled in its dataset card)"))
+        return None
+    if not labelled:
+        return VideoRecord(name, frames, {}, masks_as)
     index = {p.stem: i for i, p in enumerate(frames)}
     masks = {}
-    for mask in sorted((folder / "mask").glob("*.png"), key=frame_order):
+    for mask in sorted(masks_folder.glob("*.png"), key=frame_order):
         if mask.stem not in index:
             report(Problem("missing-frame", mask, f"video {name}: the mask has no frame {mask.stem}.* in "
                                                   f"{folder / 'origin'}; extract the frames again"))
@@ -94,7 +105,8 @@ class VSPWLayoutReader(DatasetReader):
         return [s for s in SPLITS if (root / f"{s}.txt").is_file()]
 
     def read_videos(self, root: pathlib.Path, split: str, report: Report = raise_problem) -> list[VideoRecord]:
-        records = (read_video(root, name, self.mask_format, report) for name in read_split(root, split, report))
+        labelled = split not in self.card.get("unlabelled_splits", [])
+        records = (read_video(root, name, self.mask_format, report, labelled) for name in read_split(root, split, report))
         return [r for r in records if r is not None]
 
     def check_files(self, root: pathlib.Path, report: Report) -> None:
