@@ -1,12 +1,15 @@
 """Run folders logged to mlflow (a real SQLite store, queried with mlflow's own client) and the `ui` command."""
 
+import contextlib
 import csv
 import json
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,8 +21,8 @@ import pytest
 from conftest import REPO, TEST_METHODS, run_cli
 from mlflow import MlflowClient
 
-from benchmark.reporting import tracking
 from benchmark.cli import main
+from benchmark.reporting import tracking
 
 CHANCE_RUN = ["run", "--methods", "chance", "--datasets", "synthetic:unseen,synthetic:all"]
 
@@ -146,7 +149,7 @@ def test_run_with_an_unreachable_store_keeps_its_results_and_says_how_to_log_the
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     output = tmp_path / "run"
-    assert main([*CHANCE_RUN, "--output", str(output), "--tracking-uri", "http://127.0.0.1:9"]) == 0
+    assert main([*CHANCE_RUN, "--output", str(output), "--tracking-uri", "http://127.0.0.1:9"]) == 1  # not logged
     error = capsys.readouterr().err
     assert "http://127.0.0.1:9" in error and f"python -m benchmark report {output} --log" in error
     assert len(cell_results(output)) == 2 and (output / "tables" / "table1.md").is_file()
@@ -155,6 +158,39 @@ def test_run_with_an_unreachable_store_keeps_its_results_and_says_how_to_log_the
     assert f"1 parent and 2 cell runs logged to {uri}" in capsys.readouterr().out
     client = MlflowClient(tracking_uri=uri)
     assert len(client.search_runs([client.get_experiment_by_name("ov-vss").experiment_id])) == 3
+
+
+def test_an_incomplete_store_that_holds_runs_is_refused_and_left_as_it_is(logged, tmp_path):
+    """A migration cut short (its tables made, its revision not recorded, as a kill leaves it) in a store
+    that holds runs: logging fails with exit 1 and says what to do, which then works."""
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(logged.root / "mlflow.db", database)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = '770bee3ae1dd'")  # an earlier revision of mlflow's
+    before = database.read_bytes()
+    uri = f"sqlite:///{database}"
+
+    refused = run_cli("report", logged.output, "--log", "--tracking-uri", uri, check=1)
+    assert f"the mlflow store {database} is incomplete (its schema is at revision 770bee3ae1dd" in refused.stderr
+    assert f"`mv {database} {database}.broken`" in refused.stderr
+    assert f"`python -m benchmark report {logged.output} --log --tracking-uri {uri}`" in refused.stderr
+    assert "Traceback" not in refused.stderr and database.read_bytes() == before
+
+    database.rename(f"{database}.broken")  # as it says
+    logged_again = run_cli("report", logged.output, "--log", "--tracking-uri", uri, check=0)
+    assert f"1 parent and 2 cell runs logged to {uri}" in logged_again.stdout
+
+
+def test_two_processes_creating_one_store_at_once(tmp_path):
+    database = tmp_path / "mlflow.db"
+    create = [sys.executable, "-c", "import sys; from benchmark.reporting import tracking; "
+              "tracking.ensure_store(sys.argv[1])", f"sqlite:///{database}"]
+    creators = [subprocess.Popen(create, cwd=REPO, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [creator.communicate()[1] for creator in creators]
+    assert [creator.returncode for creator in creators] == [0, 0], errors
+    assert sum("Creating initial" in error for error in errors) == 1  # the other found it made
+    assert [e.name for e in MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments()] == ["Default"]
+    assert not list(tmp_path.glob(".mlflow.db.creating*"))
 
 
 def test_store_locations_and_metric_names(tmp_path, monkeypatch):
@@ -231,8 +267,11 @@ def test_ui_serves_the_store_and_stops_with_its_workers(logged, tmp_path):
         with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/artifacts/list?run_id={child}") as listing:
             assert "per_class.csv" in {entry["path"] for entry in json.load(listing)["files"]}
 
-        servers = {pid for pid, parent, _ in processes() if parent == ui.pid}  # each leads its own group
-        assert servers
+        table, tree = processes(), {ui.pid}
+        while children := {pid for pid, parent, _ in table if parent in tree} - tree:
+            tree |= children
+        servers = {group for pid, _, group in table if pid in tree - {ui.pid}}  # the guard's and the server's
+        assert len(servers) == 2
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=30) == 0
         assert not [pid for pid, _, group in processes() if group in servers | {ui.pid}]

@@ -6,14 +6,18 @@ computed a child run of it, with the cell's fields as params, its metrics (and p
 metrics, and its result file and a per-class CSV as artifacts. Logging is idempotent: parents are
 found again by their tags, children by their cell id, so logging a folder again only adds what is new.
 
-Only the driver logs, after the cells have finished: a SQLite store takes one writer at a time.
+Only the driver logs, after the cells have finished: a SQLite store takes one writer at a time. A new
+SQLite store is created whole or not at all (`ensure_store`), and `ui` stops its server however it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import datetime
 import errno
+import fcntl
 import json
 import os
 import pathlib
@@ -21,6 +25,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -45,6 +50,10 @@ UNSAFE_KEY_CHARACTERS = re.compile(r"[^\w\-. /]")
 # the job runner (GenAI evaluation jobs, seven more processes) has nothing to do here.
 UI_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 UI_STOP_TIMEOUT_S = 10.0
+UI_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The process between `ui` and the mlflow server (see serve_ui); imports no more than this module.
+UI_GUARD = "import sys; from benchmark.reporting.tracking import guard_ui; sys.exit(guard_ui(*sys.argv[1:]))"
 
 
 class TrackingError(Exception):
@@ -75,6 +84,97 @@ def artifact_location(uri: str) -> str | None:
     return (database.parent / "mlartifacts").as_uri() if database else None
 
 
+def ensure_store(uri: str) -> None:
+    """Create the SQLite store `uri` unless it exists, so that a kill at any moment leaves no store or a
+    complete one: mlflow would migrate a new database in place, one step at a time, and a kill halfway
+    leaves a file that every later use fails on. Other kinds of store are left to mlflow.
+
+    An existing SQLite store that is incomplete (a migration cut short, or another mlflow version's schema)
+    is replaced by a new one when it holds no experiment (mlflow adds the first one last, so nothing is
+    lost), and refused with a TrackingError saying what to do when it holds some."""
+    database = sqlite_path(uri)
+    if database is None:
+        return
+    from mlflow import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        if _store_problem(database) is None:
+            return
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(database.with_name(f".{database.name}.lock")):
+            problem = _store_problem(database)  # again: another process may have created it meanwhile
+            if problem is None:
+                return
+            if database.exists() and _count_experiments(database):
+                raise TrackingError(
+                    f"the mlflow store {database} is incomplete ({problem}) and holds experiments, so it is left "
+                    f"as it is: move it aside (`mv {database} {database}.broken`), and a new one is created in its "
+                    f"place; or, if another mlflow version made it, back it up and run "
+                    f"`mlflow db upgrade sqlite:///{database}`")
+            _create_store(database, artifact_location(uri))
+    except (sqlite3.Error, OSError, MlflowException, SQLAlchemyError) as error:
+        raise TrackingError(f"the mlflow store {database} cannot be used: {type(error).__name__}: {error}") from error
+
+
+def _store_problem(database: pathlib.Path) -> str | None:
+    """What keeps the SQLite file `database` from being a complete store of this mlflow version; None if
+    nothing does."""
+    import mlflow
+    from mlflow.store.db.utils import _get_latest_schema_revision  # what mlflow checks a store against
+
+    if not database.exists():
+        return "it does not exist"
+    with _connect(database) as db:
+        tables = _tables(db)
+        revisions = [r for (r,) in db.execute("SELECT version_num FROM alembic_version")] \
+            if "alembic_version" in tables else []
+    leftovers = sorted(table for table in tables if table.startswith("_alembic_tmp_"))
+    if leftovers:
+        return f"a migration was cut short, leaving {', '.join(leftovers)}"
+    head = _get_latest_schema_revision()
+    if revisions != [head]:
+        return f"its schema is at revision {', '.join(revisions) or 'none'}, not {head} of mlflow {mlflow.__version__}"
+    return None
+
+
+def _count_experiments(database: pathlib.Path) -> int:
+    with _connect(database) as db:
+        tables = _tables(db)
+        # a migration cut short may have left them in its copy of the table
+        return sum(db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+                   for table in ("experiments", "_alembic_tmp_experiments") if table in tables)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _connect(database: pathlib.Path):
+    # read-write: opening rolls back what a killed writer left in the journal; an absent file is an error
+    return contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=rw", uri=True, timeout=60))
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path):
+    """Hold an exclusive lock on the file `path` (created if missing) for the with block: a POSIX record
+    lock, which holds across hosts on a shared file system and ends with its holder however it ends."""
+    with path.open("a") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _create_store(database: pathlib.Path, artifacts: str) -> None:
+    """Create and migrate a store in a file beside `database`, then move it into place in one step."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    scratch = database.with_name(f".{database.name}.creating")
+    for suffix in ("", "-journal", "-wal", "-shm"):  # left by a creation killed halfway
+        pathlib.Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+    SqlAlchemyStore(f"sqlite:///{scratch}", artifacts).engine.dispose()  # closed before it moves
+    os.replace(scratch, database)
+
+
 def log_run(output: pathlib.Path | str, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT) -> dict[str, Any]:
     """Log the run folder `output` to the mlflow store `uri` (default: `default_uri()`).
 
@@ -100,6 +200,7 @@ def log_run(output: pathlib.Path | str, uri: str | None = None, experiment: str 
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
+        ensure_store(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment_id = _experiment_id(client, experiment, uri)
         summary = {"uri": uri, "experiment_id": experiment_id, "parents": 0, "children": 0, "skipped": 0}
@@ -131,30 +232,61 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def serve_ui(uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Run the mlflow UI in the foreground until it exits, or until this process gets Ctrl-C or SIGTERM;
-    either way the server and all its worker processes stop with it. Returns the server's exit status,
-    0 when it was stopped by a signal (the way to stop it)."""
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Run the mlflow UI in the foreground until it exits, or until this process gets Ctrl-C, SIGTERM or
+    SIGHUP (its terminal closed), or dies, even of SIGKILL (on Linux); either way the server and all its
+    worker processes stop with it. Returns the server's exit status, 0 when it was stopped (the way to
+    stop it)."""
+    # Once killed, this process can stop nothing: a guard process between it and the server learns of its
+    # death from the kernel and stops the server. The guard has a session of its own, so that a kill of
+    # this process group does not reach it first, and Ctrl-C reaches this process alone.
+    command = [sys.executable, "-c", UI_GUARD, uri, host, str(port), str(os.getpid())]
+    return _run_until_stopped(lambda: subprocess.Popen(command, start_new_session=True), _stop_guard)
+
+
+def guard_ui(uri: str, host: str, port: str, parent: str) -> int:
+    """The guard of serve_ui: serve the UI until `ui` (process `parent`) stops it or dies (SIGTERM either
+    way), then stop the server's process group. Returns the server's exit status, 0 when stopped."""
+    if not _signalled_when_parent_dies(int(parent)):
+        return 0  # `ui` is gone already
+    # in a session of its own, so that its workers stop as one process group
+    return _run_until_stopped(lambda: subprocess.Popen(ui_command(uri, host, int(port)),
+                                                       env={**UI_ENVIRONMENT, **os.environ}, start_new_session=True),
+                              _stop_process_group)
+
+
+def _signalled_when_parent_dies(parent: int) -> bool:
+    """Have the kernel send this process SIGTERM when its parent dies, however it dies (Linux; elsewhere
+    this does nothing). False when the parent is no longer `parent`: it died before."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    return os.getppid() == parent
+
+
+def _run_until_stopped(start, stop) -> int:
+    """Start a child process with `start()` and wait until it exits or this process gets one of
+    UI_STOP_SIGNALS; then `stop(child)`. Returns the child's exit status, 0 when a signal stopped it."""
+    # The handlers only take note, so no signal (a second Ctrl-C) can cut `start` or `stop` short and
+    # leave a child behind.
+    signalled = []
+    previous = {number: signal.signal(number, lambda signum, frame: signalled.append(signum))
+                for number in UI_STOP_SIGNALS}
     try:
-        # in its own session, so that its workers stop as one process group
-        server = subprocess.Popen(ui_command(uri, host, port), env={**UI_ENVIRONMENT, **os.environ},
-                                  start_new_session=True)
-        try:
-            return server.wait()
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            for number in previous:  # a second Ctrl-C must not cut the stopping short and orphan workers
-                signal.signal(number, signal.SIG_IGN)
-            _stop_process_group(server)
+        child = start()
+        while child.poll() is None and not signalled:
+            time.sleep(0.1)
+        stop(child)  # also when it exited by itself: its workers may not have
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+    return 0 if signalled else child.returncode
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _stop_guard(guard: subprocess.Popen) -> None:
+    """Have the guard stop the server, and wait until it has stopped all of it."""
+    guard.terminate()
+    guard.wait()
 
 
 def _stop_process_group(leader: subprocess.Popen) -> None:
