@@ -10,6 +10,15 @@ PLUGINS = pathlib.Path(__file__).resolve().parent / "plugins"
 TEST_METHODS = PLUGINS / "methods_for_tests.py"
 
 
+def pytest_addoption(parser):
+    """Options of the fault suite (tests/faults/conftest.py)."""
+    group = parser.getgroup("faults")
+    group.addoption("--exhaustive", action="store_true",
+                    help="run every fault test with its full number of trials (minutes)")
+    group.addoption("--faults-table", metavar="PATH", default=None,
+                    help="write the 'What survives what' table (markdown) to PATH")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Generated datasets go to a per-session folder (and subprocesses inherit it)."""

@@ -3,15 +3,11 @@
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TEST_METHODS, run_cli
+from conftest import TEST_METHODS, run_cli
 
 from benchmark import cli
 from benchmark.data import synthetic
@@ -111,36 +107,6 @@ def test_a_bad_method_fails_its_cell_and_the_others_finish(tmp_path, mode, messa
     assert re.search(message, error), error
     assert one_cell(out, "test-oracle")["metrics"]["mIoU"] == 100
     assert "FAILED" in capsys.readouterr().err
-
-
-def test_killed_run_resumes_to_identical_numbers(tmp_path):
-    args = ["--plugin", TEST_METHODS, "--methods", "test-oracle", "--datasets", "synthetic:unseen",
-            "--opt", "test-oracle.delay=0.04", "--opt", "test-oracle.noise=0.3"]
-    reference = tmp_path / "reference"
-    run_cli("run", *args, "--output", reference, check=0)
-    expected = one_cell(reference, "test-oracle")
-    assert 0 < expected["metrics"]["mIoU"] < 100  # the noise comes from the global RNG
-
-    out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "benchmark", "run", *map(str, args), "--output", str(out)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = out / "partial"
-    deadline = time.monotonic() + 120
-    while not list(partial.glob("*/*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    saved = list(partial.glob("*/*.json"))
-    assert 1 <= len(saved) < 4 and not list((out / "cells").glob("*.json")), "the kill must land mid-cell"
-
-    resumed = run_cli("run", *args, "--output", out, check=0)
-    assert "resuming, " in resumed.stderr
-    result = one_cell(out, "test-oracle")
-    assert result["metrics"] == expected["metrics"]
-    assert result["confusion"] == expected["confusion"] and result["per_class"] == expected["per_class"]
-    # Tallies the method kept (Method.count) add up over the videos of both processes.
-    assert result["method_counts"] == expected["method_counts"] and expected["method_counts"]["noisy_pixels"] > 0
-    assert not partial.joinpath(result["cell"]["id"]).exists()
 
 
 def test_rerun_skips_finished_cells_unless_forced(tmp_path):
