@@ -7,11 +7,13 @@ interchangeable. Training runs the cells need (`run --train`) go first.
 from __future__ import annotations
 
 import logging
+import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.execution.lock import driver_lock
 from benchmark.execution.profiles import ClusterProfile
 from benchmark.execution.training import run_training
 from benchmark.plan import Cell
@@ -92,12 +94,15 @@ def _local_executor(store: RunStore):
 
 def _train_here(planned, executor: str, store: RunStore) -> None:
     args = (planned.training.to_dict(), planned.context)
-    if executor == "debug":
-        run_training(*args)
-        return
-    job = _local_executor(store).submit(run_training, *args)
-    log.info("training %s: started as local job %s", planned.training.id, job.job_id)
-    job.result()
+    # A `train` (or another run) training the same configuration into its folder goes first; then this
+    # one finds its weights there.
+    with driver_lock(pathlib.Path(planned.context.folder), wait=True, flag="training folder"):
+        if executor == "debug":
+            run_training(*args)
+            return
+        job = _local_executor(store).submit(run_training, *args)
+        log.info("training %s: started as local job %s", planned.training.id, job.job_id)
+        job.result()
 
 
 def _collect(job, cell: Cell, store: RunStore) -> dict[str, Any]:

@@ -10,12 +10,17 @@
 # overwrites it.  A pre-existing /etc/slurm/slurm.conf that is not ours is
 # moved aside once, to /etc/slurm/slurm.conf.ovvss-backup.
 #
+# Loopback only: munged listens on a unix socket, mariadbd on 127.0.0.1, and
+# slurmdbd, slurmctld and slurmd on the address the host name resolves to,
+# which must be a loopback one (see "loopback only" below).
+#
 # Idempotent: if all daemons recorded in $STATE/pids are alive, says so and
 # exits 0; if only some are, stops those (stop.sh) and starts afresh.
 #
 # Env: OVVSS_SLURM_DIR      state folder            (default /tmp/ovvss-slurm)
 #      OVVSS_SLURM_DB_PORT  MariaDB TCP port        (default 3306)
 #      OVVSS_SLURM_TIMEOUT  seconds to wait for up  (default 60)
+#      OVVSS_SLURM_PRIVATE_HOSTNAME  auto|1|0: UTS namespace for the SLURM daemons (default auto; see below)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,11 +80,52 @@ elif [ "$n_alive" -gt 0 ]; then
     OVVSS_SLURM_DIR="$STATE" "$HERE/stop.sh"
 fi
 
-# Fail early with a clear message when another program holds one of our ports.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$DB_PORT" "$SLURMDBD_PORT" "$SLURMCTLD_PORT" "$SLURMD_PORT"; do
-    if port_busy "$p"; then
-        log "port $p on 127.0.0.1 is already in use by another program (not started by us)." >&2
+# ---- loopback only ------------------------------------------------------------
+# SLURM 22.05 daemons listen on INADDR_ANY (every interface) by default, and
+# no option names the address to listen on: DbdAddr, NodeAddr and
+# SlurmctldHost's (addr) only say where the others *connect* to.
+# CommunicationParameters=NoInAddrAny (slurmdbd, slurmd, and slurmstepd/srun)
+# and NoCtldInAddrAny (slurmctld) make them bind instead to the first IPv4
+# address that their gethostname() resolves to (slurm_setup_addr()).  If
+# this host's name resolves to a loopback address (127.x, as /etc/hosts
+# usually says), that is enough.  If not (e.g. a container whose name maps to
+# its eth0 address), the three SLURM daemons run in a UTS namespace of their
+# own whose host name is "localhost" (unshare --uts): same network, same
+# PIDs, only the name they see differs; jobs (children of slurmd) see it too.
+# OVVSS_SLURM_PRIVATE_HOSTNAME=1 forces that namespace, =0 forbids it.
+# $ADDR is the loopback address they bind; the configs name it as the one to
+# connect to (a socket bound to 127.0.1.1 does not answer on 127.0.0.1).
+resolve4() { getent ahostsv4 "$1" 2>/dev/null | awk 'NR == 1 {print $1}' || true; }
+HOST_NAME="$(uname -n)"
+HOST_ADDR="$(resolve4 "$HOST_NAME")"
+PRIVATE_HOSTNAME="${OVVSS_SLURM_PRIVATE_HOSTNAME:-auto}"
+if [ "$PRIVATE_HOSTNAME" = auto ]; then
+    case "$HOST_ADDR" in 127.*) PRIVATE_HOSTNAME=0 ;; *) PRIVATE_HOSTNAME=1 ;; esac
+fi
+why="host name $HOST_NAME resolves to '${HOST_ADDR:-nothing}', not to a loopback address"
+if [ "$PRIVATE_HOSTNAME" = 1 ]; then
+    command -v unshare >/dev/null || { log "unshare (util-linux) not found; needed because $why" >&2; exit 1; }
+    unshare --uts sh -c 'echo localhost >/proc/sys/kernel/hostname' 2>/dev/null \
+        || { log "cannot make a UTS namespace (unshare --uts), needed because $why; map $HOST_NAME to 127.0.1.1 in /etc/hosts" >&2; exit 1; }
+    ADDR="$(resolve4 localhost)"
+    case "$ADDR" in 127.*) ;; *) log "localhost resolves to '${ADDR:-nothing}', not to a loopback address; fix /etc/hosts" >&2; exit 1 ;; esac
+    BIND_DESC="$ADDR (host name localhost in a UTS namespace of their own, since $why)"
+    # prefix that runs a command (exec'd: same PID) with host name localhost
+    AS_LOCALHOST=(unshare --uts sh -c 'echo localhost >/proc/sys/kernel/hostname && exec "$@"' sh)
+else
+    case "$HOST_ADDR" in 127.*) ;; *) log "OVVSS_SLURM_PRIVATE_HOSTNAME=0 but $why: the daemons would listen on it" >&2; exit 1 ;; esac
+    ADDR="$HOST_ADDR"
+    BIND_DESC="$ADDR (what host name $HOST_NAME resolves to)"
+    AS_LOCALHOST=()
+fi
+
+# Fail early with a clear message when another program holds one of our ports
+# (one listening on every interface answers on $ADDR too).
+port_busy() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+for hp in "127.0.0.1 $DB_PORT" "$ADDR $SLURMDBD_PORT" "$ADDR $SLURMCTLD_PORT" "$ADDR $SLURMD_PORT"; do
+    # shellcheck disable=SC2086
+    if port_busy $hp; then
+        log "port ${hp#* } on ${hp% *} is already in use by another program (not started by us)." >&2
         log "stop it, or for MariaDB pick another port with OVVSS_SLURM_DB_PORT" >&2
         exit 1
     fi
@@ -166,8 +212,10 @@ DB_PASS="$(cat "$ETC/db-password")"
 (umask 077; cat >"$ETC/slurmdbd.conf" <<EOF
 $MARKER
 AuthType=auth/munge
+# listen on what the host name resolves to (loopback), not on every interface
+CommunicationParameters=NoInAddrAny
 DbdHost=localhost
-DbdAddr=127.0.0.1
+DbdAddr=$ADDR
 DbdPort=$SLURMDBD_PORT
 SlurmUser=root
 DebugLevel=info
@@ -195,13 +243,16 @@ MEM="$(( $(hw RealMemory) * 95 / 100 ))"
 cat >"$ETC/slurm.conf" <<EOF
 $MARKER (state folder $STATE)
 ClusterName=$CLUSTER
-SlurmctldHost=localhost
+SlurmctldHost=localhost($ADDR)
 SlurmctldPort=$SLURMCTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+# slurmctld, slurmd (and srun) listen on what the host name resolves to
+# (loopback: see start.sh), not on every interface (INADDR_ANY)
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 # a requeued job may start again only after the step credential lifetime
 # (default 120 s); 10 s keeps requeue/preemption tests quick (minimum is 5)
 AuthInfo=cred_expire=10
@@ -227,7 +278,7 @@ SelectTypeParameters=CR_Core
 
 # accounting through slurmdbd, so sacct reports exact job states
 AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=localhost
+AccountingStorageHost=$ADDR
 AccountingStoragePort=$SLURMDBD_PORT
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
@@ -252,7 +303,7 @@ MaxJobCount=100000
 SlurmctldTimeout=30
 SlurmdTimeout=60
 
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS Sockets=$SOCKETS CoresPerSocket=$CORES ThreadsPerCore=$THREADS RealMemory=$MEM State=UNKNOWN
+NodeName=$NODE NodeAddr=$ADDR CPUs=$CPUS Sockets=$SOCKETS CoresPerSocket=$CORES ThreadsPerCore=$THREADS RealMemory=$MEM State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 chmod 644 "$ETC/slurm.conf"
@@ -319,8 +370,8 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
 FLUSH PRIVILEGES;
 EOF
 
-log "starting slurmdbd"
-launch slurmdbd slurmdbd -D
+log "starting slurmdbd (slurmdbd, slurmctld and slurmd listen on $BIND_DESC)"
+launch slurmdbd "${AS_LOCALHOST[@]}" slurmdbd -D
 wait_for "slurmdbd to answer" slurmdbd sacctmgr -n -P list cluster
 # Register the cluster once (slurmctld would too, but then the first
 # minutes of accounting could race with it).  Associations are not
@@ -330,11 +381,11 @@ if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
 fi
 
 log "starting slurmctld"
-launch slurmctld slurmctld -D -f "$ETC/slurm.conf"
+launch slurmctld "${AS_LOCALHOST[@]}" slurmctld -D -f "$ETC/slurm.conf"
 wait_for "slurmctld to answer" slurmctld scontrol ping
 
 log "starting slurmd"
-launch slurmd slurmd -D -f "$ETC/slurm.conf" -N "$NODE"
+launch slurmd "${AS_LOCALHOST[@]}" slurmd -D -f "$ETC/slurm.conf" -N "$NODE"
 
 node_idle() {
     local st; st="$(sinfo -h -N -n "$NODE" -o '%T' 2>/dev/null | head -n 1)"
@@ -350,4 +401,4 @@ until node_idle; do
 done
 wait_for "sacct to answer" slurmdbd sacct -n -X -S now-1minutes
 
-log "local SLURM cluster up: partition $PARTITION, node $NODE ($CPUS CPUs, ${MEM} MB), accounting via slurmdbd + MariaDB on 127.0.0.1:$DB_PORT, state in $STATE; stop with slurm/local/stop.sh"
+log "local SLURM cluster up: partition $PARTITION, node $NODE ($CPUS CPUs, ${MEM} MB), slurmctld/slurmd/slurmdbd on $ADDR:$SLURMCTLD_PORT/$SLURMD_PORT/$SLURMDBD_PORT, accounting via slurmdbd + MariaDB on 127.0.0.1:$DB_PORT, state in $STATE; stop with slurm/local/stop.sh"
