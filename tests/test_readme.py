@@ -120,3 +120,14 @@ def test_the_architecture_page_names_every_module_of_the_harness():
     assert modules <= named, sorted(modules - named)
     everywhere = {p.name for p in REPO.rglob("*.py")}
     assert named <= everywhere, sorted(named - everywhere)
+
+
+def test_the_readme_fault_table_lists_every_fault_of_the_suite_all_survived():
+    """The table comes from the suite's own output (`--faults-table`); a fault added to the suite
+    must be added to it."""
+    table = README.split("<!-- faults-table -->")[1].split("<!-- /faults-table -->")[0]
+    rows = dict(re.findall(r"^\| (.+?) \| (\d+/\d+) \|$", table, re.M))
+    faults = {name for path in (REPO / "tests" / "faults").glob("test_*.py")
+              for name in re.findall(r'pytest\.mark\.fault\(\s*"([^"]+)"', path.read_text())}
+    assert faults and set(rows) == faults
+    assert all(count.split("/")[0] == count.split("/")[1] for count in rows.values()), rows

@@ -95,11 +95,11 @@ def test_a_second_driver_refuses_or_waits_and_finished_cells_stay(tmp_path, refe
     assert not list((output / "partial").glob("*/*.json"))
 
 
-@pytest.mark.fault("a cell's saved state (partial/) deleted while it runs")
-def test_deleted_partial_state_fails_that_cell_and_the_run_goes_on(tmp_path, reference):
+@pytest.mark.fault("a cell's saved state (partial/) deleted while it runs", trials=(1, 6))
+def test_deleted_partial_state_fails_that_cell_and_the_run_goes_on(tmp_path, reference, trial):
     output = tmp_path / "run"
     process = start(output)
-    wait_for(lambda: len(list((output / "partial").glob("*/*.json"))) >= 1)
+    wait_for(lambda: len(list((output / "partial").glob("*/*.json"))) >= 1 + trial % 3)  # of the first cell's 4
     shutil.rmtree(output / "partial", ignore_errors=True)  # the cell may be writing its next video meanwhile
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 1 and "Traceback" not in stderr
