@@ -305,13 +305,16 @@ def train(model: nn.Module, groups: list[dict[str, Any]], loss_fn: LossFn, confi
         if done % config.accumulate == 0 or done == config.iterations:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                _save_state(run_dir, model, optimizer, done, config)
         if done % config.log_every == 0 or done == config.iterations:
             _append_log(log_path, done, float(np.mean(window)), optimizer.param_groups[0]["lr"],
                         time.perf_counter() - started)
             log.info("train %s: iteration %d/%d loss %.4f", run_dir.name, done, config.iterations, np.mean(window))
             window = []
+        # After the log row: a kill between the two then resumes from the state before and logs the row
+        # again, where the other order would resume past a row never written. (checkpoint_every is a
+        # multiple of accumulate, so a state is saved right after an optimiser step.)
+        if done % config.checkpoint_every == 0 or done == config.iterations:
+            _save_state(run_dir, model, optimizer, done, config)
         progress.update(1)
     progress.close()
     final = run_dir / "final.pt"

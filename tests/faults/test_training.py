@@ -18,7 +18,7 @@ from methods import clip
 METHOD = "clip-cost-volume"
 # The tiny CLIP and backbone, small widths, a 64-pixel crop: seconds per run on a CPU.
 OPTIONS = {"variant": "trained", "clip_model": clip.TINY_MODEL, "clip_pretrained": "random", "backbone": "resnet-tiny",
-           "crop": 64, "cost_channels": 16, "feature_channels": 16, "head_channels": 16, "iterations": 12,
+           "crop": 64, "cost_channels": 16, "feature_channels": 16, "head_channels": 16, "iterations": 24,
            "accumulate": 2, "warmup": 2, "lr": 0.001, "checkpoint_every": 2, "log_every": 2}
 TRAIN = ["train", "--method", METHOD, "--dataset", "synthetic:seen",
          *[item for key, value in OPTIONS.items() for item in ("--opt", f"{METHOD}.{key}={value}")]]
@@ -40,16 +40,27 @@ def assert_identical(a: dict, b: dict, where: str = "") -> None:
             assert torch.equal(value, b[key]), f"{where}.{key}"
 
 
+def logged(folder) -> list[str]:
+    """The rows of the loss log written so far."""
+    try:
+        return (folder / "loss.csv").read_text().splitlines()[1:]
+    except FileNotFoundError:
+        return []
+
+
 @pytest.mark.fault("train killed (SIGKILL) at a random moment, then run again", trials=(2, 12))
 def test_a_killed_training_resumes_bit_identical(tmp_path, straight, trial):
     folder = tmp_path / "resumed"
     process = subprocess.Popen([sys.executable, "-m", "benchmark", *TRAIN, "--output", str(folder)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed once the loss log has this many rows (of 12: one every 2 iterations, as a checkpoint), and a
+    # moment more: between checkpoints, or while one is being written.
+    rows = 2 + (trial * 5) % 9
     deadline = time.monotonic() + 300
-    while not (folder / "last.pt").is_file() and process.poll() is None:
+    while len(logged(folder)) < rows and process.poll() is None:
         assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(random.Random(trial).uniform(0, 1.5))  # somewhere among the later iterations and checkpoints
+        time.sleep(0.005)
+    time.sleep(random.Random(trial).uniform(0, 0.05))
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (folder / "final.pt").exists(), "the kill must land mid-training"
