@@ -66,21 +66,20 @@ def atomic_write_json(path: pathlib.Path, data: Any) -> None:
     """Write `data` to `path` whole or not at all, readable as the umask allows (as a plain `open` would
     make it), so colleagues on a shared file system can read results."""
     temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.fchmod(descriptor, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(data, handle, indent=1, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        if temporary is not None:
-            pathlib.Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError) and not isinstance(error, StoreError):
-            raise write_failure(error, path) from error
-        raise
+    with writing(path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.fchmod(descriptor, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(data, handle, indent=1, allow_nan=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if temporary is not None:
+                pathlib.Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def umask() -> int:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark import options as typed_options
 from benchmark.metrics import IGNORE
 from benchmark.progress import Progress
 from methods import checkpoints
@@ -99,17 +100,11 @@ class TrainConfig(Schedule):
 
 
 def coerce(key: str, value: Any, kind: type) -> Any:
-    """Option values from the command line as the field's type ('1e-3' is a string to YAML)."""
+    """Option values from the command line as the field's type ('1e-3' is a string to YAML), checked as
+    every option is (`benchmark.options`)."""
     try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        number = kind(value)
-        if kind is int and number != float(value):
-            raise ValueError
-        return number
-    except (TypeError, ValueError):
+        return kind(typed_options.check("training option", key, value, kind))
+    except typed_options.OptionError:
         raise ValueError(f"training option {key}={value!r}: expected a {kind.__name__}") from None
 
 
