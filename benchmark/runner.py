@@ -2,7 +2,9 @@
 
 Every video's counts are saved as soon as the video is done, so a killed cell resumes where it
 stopped; the final numbers are merged from the per-video states in dataset order, so a resumed (or
-sharded) cell gives exactly the numbers of an uninterrupted one. A failing method fails its cell,
+sharded) cell gives exactly the numbers of an uninterrupted one. The result keeps each video's counts
+(`per_video`), from which every metric gets its bootstrap interval over videos (`benchmark.uncertainty`)
+and tables compare cells on the same resampled videos. A failing method fails its cell,
 with a message naming the method, the video and the frame, and never stops other cells.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import registry
+from benchmark import registry, uncertainty
 from benchmark.data import catalog
 from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
@@ -204,19 +206,30 @@ def _merge_states(cell: Cell, store: RunStore, evaluation, result: dict[str, Any
     consistency = VideoConsistency(rule=cell.vc_rule)
     frames = 0
     method_counts: dict[str, int] = {}
+    per_video = []
     for record in evaluation.videos:  # dataset order, whatever order the states were computed in
         state = states[record.name]
-        confusion.merge(_sparse_to_confusion(state["confusion"], confusion.num_classes))
+        per_video.append(_sparse_to_confusion(state["confusion"], confusion.num_classes))
+        confusion.merge(per_video[-1])
         consistency.merge(VideoConsistency.from_state(state["vc"]))
         frames += state["frames"]
         for event, amount in state.get("method_counts", {}).items():
             method_counts[event] = method_counts.get(event, 0) + amount
     metrics, per_class = confusion.compute(setting.class_names, setting.groups)
     metrics.update(consistency.compute())
-    result.update(metrics=metrics, per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
+    videos = uncertainty.VideoCounts.from_states([r.name for r in evaluation.videos], [c.counts for c in per_video],
+                                                 [states[r.name]["vc"] for r in evaluation.videos])
+    started = time.perf_counter()
+    bootstrap = uncertainty.Bootstrap()
+    intervals, class_intervals = uncertainty.cell_intervals(videos, setting.groups, setting.class_names, bootstrap)
+    for name, bounds in class_intervals.items():
+        per_class[name]["IoU_interval"] = bounds
+    result.update(metrics=metrics, intervals={k: v for k, v in intervals.items() if metrics.get(k) is not None},
+                  bootstrap={**bootstrap.describe(), "seconds": round(time.perf_counter() - started, 4)},
+                  per_class=per_class, confusion=confusion.state(), vc=consistency.state(),
                   counts={"videos": len(evaluation.videos), "frames": frames,
                           "scored_pixels": int(confusion.counts.sum())},
-                  method_counts=method_counts)
+                  method_counts=method_counts, per_video=videos.to_json())
 
 
 def _publish(cell: Cell, store: RunStore, result: dict[str, Any]) -> None:
