@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder holding the datasets (default: $BENCHMARK_DATA_ROOT or datasets/)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seeds", type=int, default=1, metavar="N",
+                     help="with --train: train and evaluate N seeds (--seed, --seed + 1, ...) of each trained "
+                          "configuration; tables show their mean ± standard deviation")
     run.add_argument("--vc-rule", default="vspw", choices=list(VC_RULES),
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
@@ -162,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also log the run folder to mlflow (runs already logged are not logged again)")
     report.add_argument("--tracking-uri", default=None, metavar="URI",
                         help="mlflow store for --log (default: $MLFLOW_TRACKING_URI, else sqlite results/mlflow.db)")
+    report.add_argument("--resamples", type=int, default=None, metavar="N",
+                        help="bootstrap resamples of the tables' intervals (default: what the cells recorded, 1000)")
+    report.add_argument("--confidence", type=float, default=None, metavar="LEVEL",
+                        help="two-sided level of the intervals (default 0.95)")
+    report.add_argument("--bootstrap-seed", type=int, default=None, metavar="N", help="seed of the resamples (default 0)")
     report.set_defaults(handler=cmd_report)
 
     status = commands.add_parser("status", help="show the state of every cell of a run folder (and of its SLURM jobs)")
@@ -281,7 +289,7 @@ def _request(args: argparse.Namespace, evaluate: bool):
     data_root = str(args.data_root.resolve()) if args.data_root else None
     common = dict(protocol=args.protocol, options=plan.parse_assignments(args.opt, "--opt"),
                   dataset_options=plan.parse_assignments(args.dataset_opt, "--dataset-opt"), seed=args.seed,
-                  data_root=data_root, plugins=plugins, device=args.device, argv=sys.argv[1:])
+                  seeds=getattr(args, "seeds", 1), data_root=data_root, plugins=plugins, device=args.device, argv=sys.argv[1:])
     if not evaluate:
         return plan.Request(methods=[args.method], train=True, evaluate=False, train_on=args.dataset, **common)
     checkpoints = {}
@@ -377,25 +385,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     if not (args.dir / "cells").is_dir():
         raise UsageError(f"{args.dir} has no cells/ folder; pass the --output folder of a run")
-    return 0 if _report(args.dir, None, args.tracking_uri if args.log else False) else 1
+    from benchmark.uncertainty import Bootstrap
+
+    given = {"resamples": args.resamples, "confidence": args.confidence, "seed": args.bootstrap_seed}
+    bootstrap = Bootstrap(**{k: v for k, v in given.items() if v is not None}) if any(
+        v is not None for v in given.values()) else None
+    return 0 if _report(args.dir, None, args.tracking_uri if args.log else False, bootstrap) else 1
 
 
-def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool) -> bool:
-    """Write and print the tables, draw the plots, and log to mlflow unless `tracking_uri` is False.
-    With `cell_ids`, the table of every cell shows only those (a run's own cells). False when logging
-    failed (what to do is printed)."""
+def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool,
+            bootstrap=None) -> bool:
+    """Write and print the tables (intervals by `bootstrap`, default the cells' own), draw the plots,
+    and log to mlflow unless `tracking_uri` is False. With `cell_ids`, the table of every cell shows
+    only those (a run's own cells). False when logging failed (what to do is printed)."""
     import shlex
 
     from benchmark.reporting import plots, tables, tracking
 
-    report = tables.write_report(output)
+    report = tables.write_report(output, bootstrap)
     for table in report.tables:
         if table.name == "cells" and cell_ids is not None:
             table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
         if table.headline:
             print(table.markdown())
     print(f"tables: {', '.join(t.name for t in report.tables)} in {output / 'tables'} (.md, .csv, .tex)")
-    drawn = plots.write_plots(output, report.labels)
+    drawn = plots.write_plots(output, report.labels, report.rows)
     if drawn:
         print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
     if tracking_uri is False:

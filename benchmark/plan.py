@@ -82,6 +82,7 @@ class Request:
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per dataset
     checkpoints: dict[str, str] = field(default_factory=dict)                 # method -> weights file
     seed: int = 0
+    seeds: int = 1                             # trained configurations: train and evaluate seeds seed..seed+seeds-1
     vc_rule: str = "vspw"
     data_root: str | None = None
     train: bool = False                        # train what has no weights (run --train), or only train (`train`)
@@ -107,6 +108,10 @@ def make(request: Request) -> Plan:
     runs, and notes on what was left out and why."""
     if not request.evaluate:
         return _training_only(request)
+    if request.seeds < 1 or (request.seeds > 1 and not request.train):
+        raise PlanError(f"--seeds {request.seeds}: trains that many seeds of each trained configuration, so it needs "
+                        "--train and a count of at least 1 (weights trained with another seed: --seed S --checkpoint "
+                        "NAME=PATH, into the same --output)")
     methods = _methods(request)
     notes: list[str] = []
     tables: list[str] = []
@@ -308,20 +313,24 @@ def _with_shipped_weights(cells: list[Cell], given: set[str], notes: list[str]) 
 
 def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request,
                     notes: list[str]) -> tuple[list[Cell], list[PlannedTraining]]:
-    """The training runs the untrained cells need, one per configuration, on `train_on`'s data; and
-    the cells, the untrained ones now naming the training run whose weights they load."""
+    """The training runs the untrained cells need, one per configuration and seed, on `train_on`'s data;
+    and the cells, each untrained one now one cell per seed, naming the training run whose weights it
+    loads (the tables show a configuration's seeds as one row)."""
     default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
     planned: dict[str, PlannedTraining] = {}
-    folders: dict[str, str] = {}
+    seeded: dict[str, list[Cell]] = {}
     for cell in untrained:
-        training = _training(cell.method, cell.options, request.train_on or default, request)
-        if training.id not in planned:
-            planned[training.id] = _planned(training, request)
-            state = "trained already" if planned[training.id].finished else "trains first"
-            notes.append(f"{cell.method}: {state} on {training.dataset}:{training.setting} -> "
-                         f"{planned[training.id].context.folder}")
-        folders[cell.id] = planned[training.id].context.folder
-    cells = [replace(cell, training=folders[cell.id]) if cell.id in folders else cell for cell in cells]
+        seeded[cell.id] = []
+        for seed in range(request.seed, request.seed + request.seeds):
+            training = _training(cell.method, cell.options, request.train_on or default, request, seed)
+            if training.id not in planned:
+                planned[training.id] = _planned(training, request)
+                state = "trained already" if planned[training.id].finished else "trains first"
+                of_seed = f" (seed {seed})" if request.seeds > 1 else ""
+                notes.append(f"{cell.method}{of_seed}: {state} on {training.dataset}:{training.setting} -> "
+                             f"{planned[training.id].context.folder}")
+            seeded[cell.id].append(replace(cell, seed=seed, training=planned[training.id].context.folder))
+    cells = [each for cell in cells for each in seeded.get(cell.id, [cell])]
     return cells, list(planned.values())
 
 
@@ -347,10 +356,10 @@ def _training_only(request: Request) -> Plan:
     return Plan([], trainings, [], {})
 
 
-def _training(method: str, options: dict[str, Any], spec: str, request: Request) -> Training:
+def _training(method: str, options: dict[str, Any], spec: str, request: Request, seed: int | None = None) -> Training:
     name, setting = catalog.parse(spec)
     return Training(method, options, name, setting or "seen", request.protocol,
-                    request.dataset_options.get(name, {}), request.seed)
+                    request.dataset_options.get(name, {}), request.seed if seed is None else seed)
 
 
 def _planned(training: Training, request: Request) -> PlannedTraining:

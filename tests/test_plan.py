@@ -71,3 +71,20 @@ def test_a_request_that_cannot_be_planned_says_what_to_change(request_, message)
     with pytest.raises(ValueError, match=None) as error:
         plan.make(request_)
     assert message in str(error.value)
+
+
+def test_seeds_train_and_evaluate_each_trained_configuration_once_per_seed():
+    made = plan.make(plan.Request(methods=["chance", "clip-cost-volume"], datasets=SYNTHETIC, seed=5, seeds=3,
+                                  options={"clip-cost-volume": {"variant": "trained"}}, train=True))
+    assert sorted(t.training.seed for t in made.trainings) == [5, 6, 7]
+    trained = [c for c in made.cells if c.method == "clip-cost-volume"]
+    assert [c.seed for c in trained] == [5, 6, 7]
+    folders = {t.training.seed: t.context.folder for t in made.trainings}
+    assert all(c.training == folders[c.seed] for c in trained) and len(set(folders.values())) == 3
+    assert [c.seed for c in made.cells if c.method == "chance"] == [5]  # nothing to train: evaluated once
+    assert sum("(seed " in note for note in made.notes) == 3
+
+
+def test_seeds_without_train_say_how_to_get_them():
+    with pytest.raises(plan.PlanError, match="needs --train"):
+        plan.make(plan.Request(methods=["ov2vss"], datasets=SYNTHETIC, seeds=3))

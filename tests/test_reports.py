@@ -3,11 +3,12 @@ differences against the published CSVs (suites/), and all three formats."""
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
 
-from benchmark import cli, suites
+from benchmark import cli, suites, uncertainty
 from benchmark.reporting import tables
 from methods import clip
 
@@ -81,16 +82,24 @@ def test_comparison_rows_are_the_cells_beside_the_published_numbers(paper_run, t
         reference = paper[(paper["Method"] == row["Method"]) & (paper["Backbone"] == backbone)]
         for metric in PAPER_METRICS:
             assert row[metric] == pytest.approx(metrics[metric], abs=1e-4)
+            low, high = cells[row["cell"]]["intervals"][metric]
+            assert [row[f"{metric}_low"], row[f"{metric}_high"]] == pytest.approx([low, high], abs=1e-4)
             if len(reference):
-                assert row[f"{metric}_delta"] == pytest.approx(metrics[metric] - float(reference[metric].iloc[0]),
-                                                               abs=1e-4)
+                printed = float(reference[metric].iloc[0])
+                assert row[f"{metric}_delta"] == pytest.approx(metrics[metric] - printed, abs=1e-4)
+                assert row[f"{metric}_published_inside"] == (low <= printed <= high)
             else:
                 assert math.isnan(row[f"{metric}_delta"])
         matched += bool(len(reference))
     assert matched == 3  # OV2VSS ResNet-101, OV2VSS ViT-B2, SAM (+CLIP) ViT-B2, each as a tiny stand-in
     shown = (run / "tables" / f"{table}.md").read_text()
     ours = reproduced[reproduced["Method"] == "OV2VSS"].iloc[0]
-    assert f"{ours['mIoU']:.2f} ({ours['mIoU_delta']:+.2f})" in shown
+    interval = f"[{ours['mIoU_low']:.1f}, {ours['mIoU_high']:.1f}]"
+    outside = "" if ours["mIoU_published_inside"] else "†"
+    delta = re.escape(f"({ours['mIoU_delta']:+.2f}){outside} ")
+    assert re.search(rf"\b{ours['mIoU']:.2f}(\*\*)? {re.escape(interval)} {delta}", shown)
+    latex = (run / "tables" / f"{table}.tex").read_text()
+    assert re.search(rf"{ours['mIoU']:.2f}}}?\\,{{\\scriptsize {re.escape(interval)}}}", latex)
 
 
 def test_ablation_rows_follow_the_paper(paper_run):
@@ -104,6 +113,24 @@ def test_ablation_rows_follow_the_paper(paper_run):
         assert row["Options"] == f"variant={cell['provenance']['method']['variant']}"
         assert row[f"mIoU {column}"] == pytest.approx(cell["metrics"]["mIoU"], abs=1e-4)
         assert row[f"delta {column}"] == pytest.approx(cell["metrics"]["mIoU"] - row["Published mIoU"], abs=1e-4)
+        assert [row[f"low {column}"], row[f"high {column}"]] == pytest.approx(cell["intervals"]["mIoU"], abs=1e-4)
+    # each row's difference from the full model, on the same resampled videos
+    full = data[data["Options"] == "variant=full"]
+    assert len(full) == 5 and full[f"vs full {column}"].isna().all()
+    full_cell = cells[full[f"cell {column}"].iloc[0]]
+    bootstrap = uncertainty.Bootstrap()
+    full_samples = uncertainty.samples(uncertainty.VideoCounts.from_json(full_cell["per_video"]), None, bootstrap)
+    others = data[data["Options"] != "variant=full"]
+    assert len(others) == 11
+    for _, row in others.iterrows():
+        cell = cells[row[f"cell {column}"]]
+        drawn = uncertainty.samples(uncertainty.VideoCounts.from_json(cell["per_video"]), None, bootstrap)
+        difference = uncertainty.paired_difference([drawn], [full_samples], "mIoU", bootstrap)
+        assert row[f"vs full {column}"] == pytest.approx(cell["metrics"]["mIoU"] - full_cell["metrics"]["mIoU"], abs=1e-4)
+        assert [row[f"vs full low {column}"], row[f"vs full high {column}"], row[f"vs full p {column}"]] == pytest.approx(
+            [difference.low, difference.high, difference.p_value], abs=1e-4)
+    shown = (run / "tables" / "table3.md").read_text()
+    assert f"vs full ViT-B2 {tables.STAND_IN_NOTE}" in shown and "*: the interval excludes 0" in shown
 
 
 def test_extra_tables_hold_the_cells_numbers(paper_run):

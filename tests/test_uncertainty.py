@@ -184,3 +184,30 @@ def test_seeds_give_mean_std_and_an_interval_of_the_mean():
 def test_bad_bootstrap_settings_say_what_is_expected():
     with pytest.raises(ValueError, match="confidence level strictly between 0 and 1"):
         uncertainty.Bootstrap(confidence=95)
+
+
+def test_seeds_of_a_trained_configuration_are_one_row_with_mean_and_std(tmp_path):
+    """`run --train --seeds 2` on a tiny trained method: two trainings, two cells, one table row whose
+    value is the cells' mean, with their standard deviation; run again, nothing trains twice."""
+    from test_reports import TINY_TRAINED
+
+    opts = [a for k, v in TINY_TRAINED.items() for a in ("--opt", f"clip-cost-volume.{k}={v}")]
+    command = ["run", "--methods", "clip-cost-volume", "--opt", "clip-cost-volume.variant=trained", *opts,
+               "--datasets", "synthetic:unseen", "--dataset-opt", "synthetic.frames=8", "--train", "--seeds", "2",
+               "--output", tmp_path / "run", "--no-tracking"]
+    first = run_cli(*command, cwd=tmp_path, check=0)
+    assert first.stderr.count("trains first") == 2 or first.stdout.count("trains first") == 2
+    cells = [json.loads(p.read_text()) for p in sorted((tmp_path / "run" / "cells").glob("*.json"))]
+    assert sorted(c["cell"]["seed"] for c in cells) == [0, 1] and len({c["cell"]["training"] for c in cells}) == 2
+    values = [c["metrics"]["mIoU"] for c in cells]
+    assert values[0] != values[1]  # different seeds, different weights
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "run" / "tables" / "table1.csv")
+    (row,) = table[table["Source"] == "reproduced"].to_dict("records")
+    assert row["seeds"] == "0,1" and row["mIoU"] == pytest.approx(np.mean(values), abs=1e-4)
+    assert row["mIoU_std"] == pytest.approx(np.std(values, ddof=1), abs=1e-4)
+    assert row["mIoU_low"] <= row["mIoU"] <= row["mIoU_high"]
+    assert f"{np.mean(values):.2f} ±{np.std(values, ddof=1):.2f} [" in (tmp_path / "run" / "tables" / "table1.md").read_text()
+    again = run_cli(*command, cwd=tmp_path, check=0)
+    assert "trains first" not in again.stdout + again.stderr and (again.stdout + again.stderr).count("trained already") == 2

@@ -100,7 +100,7 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
     """Grouped horizontal bars of the per-class IoU of the done cells of one (dataset, setting,
     protocol), one colour per cell, classes in class_names order with their ground-truth pixels in the
     tick label. A class without ground-truth pixels keeps its row, greyed and without bars: its IoU is
-    0 or undefined and the mIoU leaves it out."""
+    0 or undefined and the mIoU leaves it out. Whiskers: each IoU's bootstrap interval over videos."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -127,15 +127,19 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
     bar_height = 0.8 / methods
     colours = palette(methods) / 255
     for j, result in enumerate(results):
-        rows_drawn, values = [], []
+        rows_drawn, values, whiskers = [], [], []
         for i, name in enumerate(class_names):
-            iou = result["per_class"].get(name, {}).get("IoU")
-            if has_gt[i] and iou is not None:
+            scores = result["per_class"].get(name, {})
+            if has_gt[i] and scores.get("IoU") is not None:
                 rows_drawn.append(i - 0.4 + bar_height * (j + 0.5))
-                values.append(iou)
+                values.append(scores["IoU"])
+                low, high = scores.get("IoU_interval") or (scores["IoU"], scores["IoU"])
+                whiskers.append((scores["IoU"] - low, high - scores["IoU"]))
         metric = (result.get("metrics") or {}).get("mIoU")
         legend = names[result["cell"]["id"]] + (f" (mIoU {metric:.1f})" if metric is not None else "")
-        bars = axes.barh(rows_drawn, values, height=bar_height, color=colours[j], label=legend)
+        bars = axes.barh(rows_drawn, values, height=bar_height, color=colours[j], label=legend,
+                         xerr=np.array(whiskers).T if whiskers else None,
+                         error_kw={"elinewidth": 0.6, "capsize": 1.5, "ecolor": "0.25"})
         axes.bar_label(bars, fmt="%.1f", padding=2, fontsize=6, color="0.3")
 
     tick_labels = []
@@ -325,13 +329,15 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
     return path
 
 
-def write_plots(output: pathlib.Path | str, labels: Mapping[str, str] | None = None) -> list[pathlib.Path]:
+def write_plots(output: pathlib.Path | str, labels: Mapping[str, str] | None = None,
+                rows: Sequence[dict[str, Any]] | None = None) -> list[pathlib.Path]:
     """Write the plots of every (dataset, setting, protocol) with done cells under DIR/plots/ and return
     their paths. `labels` maps cell id -> display label; its order is the order of bars and rows.
-    Failed cells are ignored; cells without a complete showcase are left out of the strip."""
+    `rows`: the results to draw (a report's rows: seeds of one configuration as one), default every
+    cell of the folder. Failed cells are ignored; cells without a complete showcase are left out of the strip."""
     store = RunStore(output)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for result in store.results():
+    for result in store.results() if rows is None else rows:
         if result.get("status") == "done":
             groups.setdefault(group_key(result), []).append(result)
     order = {cell_id: position for position, cell_id in enumerate(labels or {})}

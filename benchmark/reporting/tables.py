@@ -28,7 +28,9 @@ import pandas as pd
 
 from benchmark import suites
 from benchmark.interface import TableLabel
+from benchmark.reporting.estimates import Rows, Value
 from benchmark.store import REPOSITORY, RunStore, writing
+from benchmark.uncertainty import Bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ class Table:
         lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(self.caption)}}}",
                  rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(_tex(str(c)) for c in columns) + r" \\",
                  r"\midrule"]
-        lines += [" & ".join(_tex(str(v)) for v in row) + r" \\" for row in self.shown.itertuples(index=False)]
+        lines += [" & ".join(v.latex() if isinstance(v, Value) else _tex(str(v)) for v in row) + r" \\"
+                  for row in self.shown.itertuples(index=False)]
         lines += [r"\bottomrule", r"\end{tabular}"]
         lines += [rf"\par\smallskip\footnotesize {_tex(note)}" for note in self.notes]
         lines += [r"\end{table}"]
@@ -72,7 +75,8 @@ class Table:
 @dataclass
 class Report:
     tables: list[Table]
-    labels: dict[str, str]   # cell id -> how the tables name it
+    labels: dict[str, str]   # row id (its first seed's cell id) -> how the tables name it
+    rows: list[dict[str, Any]] = field(default_factory=list)  # each row as a result (means over seeds)
 
 
 def table_specs(store: RunStore) -> list[suites.TableSpec]:
@@ -102,25 +106,30 @@ def label_of(result: dict[str, Any]) -> TableLabel:
     return cls.table_label(cell["options"], (result.get("provenance") or {}).get("method") or {})
 
 
-def write_report(output: pathlib.Path | str) -> Report:
-    """Build every table the finished cells of a run folder allow; write each as md, csv and tex."""
+def write_report(output: pathlib.Path | str, bootstrap: Bootstrap | None = None) -> Report:
+    """Build every table the finished cells of a run folder allow (seeds of one configuration as one
+    row; intervals by `bootstrap`, default the results' own); write each as md, csv and tex."""
     store = RunStore(output)
     _load_plugins(store)
     results = store.results()
-    finished = [r for r in results if r.get("status") == "done"]
+    rows = Rows([r for r in results if r.get("status") == "done"], bootstrap)
+    finished = rows.results
     labels = _unique_labels(finished)
-    tables = [cells_table(results)]
+    tables = [cells_table(results, Rows([r for r in results if r.get("status") == "done"], rows.bootstrap,
+                                        by_seed=False))]
     specs = table_specs(store)
     for protocol in sorted({r["cell"]["protocol"] for r in finished}):
         chosen = [r for r in finished if r["cell"]["protocol"] == protocol]
         for spec in specs:
-            built = (ablation_table if spec.layout == "ablation" else comparison_table)(spec, chosen, labels, protocol)
+            build = ablation_table if spec.layout == "ablation" else comparison_table
+            built = build(spec, chosen, labels, protocol, rows)
             if built is not None:
                 built.headline = True
                 tables.append(built)
-        tables += per_class_tables(chosen, labels, protocol)
-        tables += [t for t in (generalized_table(chosen, labels, protocol),
-                               consistency_table(chosen, labels, protocol)) if t is not None]
+        tables += per_class_tables(chosen, labels, protocol, rows)
+        tables += [t for t in (generalized_table(chosen, labels, protocol, rows),
+                               consistency_table(chosen, labels, protocol, rows),
+                               comparisons_table(chosen, labels, protocol, rows)) if t is not None]
     for table in tables:
         base = store.tables_dir / table.name
         with writing(base.with_suffix(".csv")):
@@ -130,50 +139,84 @@ def write_report(output: pathlib.Path | str) -> Report:
             base.with_suffix(".md").write_text(table.markdown())
         with writing(base.with_suffix(".tex")):
             base.with_suffix(".tex").write_text(table.latex())
-    return Report(tables, {cell: label for cell, (label, _) in labels.items()})
+    return Report(tables, {cell: label for cell, (label, _) in labels.items()}, finished)
 
 
 # -- the tables of table files --------------------------------------------------------------------
 
 
-def comparison_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str) -> Table | None:
+def comparison_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str,
+                     rows: Rows) -> Table | None:
     """Tables I and II: the published rows in order, each followed by the cells that reproduce it (the
     same `match` columns in their labels) with the difference; then the cells the publication lacks.
-    Ablation variants are left out (they belong to an ablation table)."""
+    Ablation variants are left out (they belong to an ablation table). Reproduced values carry their
+    interval; the best of each metric, and those not significantly below it, are bold."""
     setting, chosen = _spec_cells(spec, [r for r in results if labels[r["cell"]["id"]][1].variant is None])
     if not chosen:
         return None
     reference = spec.published_rows()
     metrics, match = list(spec.metrics), list(spec.match)
-    rows, printed, placed = [], [], set()   # printed: each row's published values as printed, None if reproduced
+    data_rows, shown_rows, placed = [], [], set()
     for _, row in reference.iterrows():
         key = tuple(row[c] for c in match)
-        rows.append({**{c: row[c] for c in match}, "Source": "reported", **{m: float(row[m]) for m in metrics},
-                     "cell": ""})
-        printed.append(row)
+        data_rows.append({**{c: row[c] for c in match}, "Source": "reported", **{m: float(row[m]) for m in metrics},
+                          "cell": ""})
+        shown_rows.append({m: row[m] for m in metrics})
         for result in chosen:
             if _label_key(labels[result["cell"]["id"]][1], match) == key:
-                rows.append(_reproduced(result, labels, match, metrics, {m: float(row[m]) for m in metrics}))
-                printed.append(None)
+                data_rows.append(_reproduced(result, labels, match, metrics, rows, {m: float(row[m]) for m in metrics}))
+                shown_rows.append(None)
                 placed.add(result["cell"]["id"])
-    rows += [_reproduced(r, labels, match, metrics, None) for r in chosen if r["cell"]["id"] not in placed]
-    printed += [None] * (len(rows) - len(printed))
-    data = pd.DataFrame(rows, columns=[*match, "Source", *metrics, *[f"{m}_delta" for m in metrics], "cell",
-                                       "warnings"])
+    for result in chosen:
+        if result["cell"]["id"] not in placed:
+            data_rows.append(_reproduced(result, labels, match, metrics, rows, None))
+            shown_rows.append(None)
+    columns = [*match, "Source", *metrics, *[f"{m}_{part}" for m in metrics for part in INTERVAL_PARTS], "seeds",
+               "cell", "warnings"]
+    data = pd.DataFrame(data_rows, columns=columns)
+    best = _best_marks(data, metrics, rows)
     shown = data[[*match, "Source"]].copy()
     for metric in metrics:
-        shown[metric] = [values[metric] if values is not None else _with_delta(r[metric], r[f"{metric}_delta"])
-                         for values, (_, r) in zip(printed, data.iterrows())]
+        shown[metric] = [printed[metric] if printed is not None else Value(
+            r[metric], r[f"{metric}_low"], r[f"{metric}_high"], r[f"{metric}_std"], r[f"{metric}_delta"],
+            _is_false(r[f"{metric}_published_inside"]), bold=(i, metric) in best)
+            for i, (printed, (_, r)) in enumerate(zip(shown_rows, data.iterrows()))]
     shown["Source"] = [s + ("*" if w is True else "") for s, w in zip(data["Source"], data["warnings"])]
-    notes = _notes(spec, setting, data)
-    return Table(_name(spec.name, protocol), data.drop(columns="warnings"), shown,
-                 _caption(spec, setting, protocol), notes)
+    notes = _notes(spec, setting, data, rows)
+    if best:
+        notes.append(f"bold: the best reproduced value of each metric, and those whose paired difference from it "
+                     f"has a {rows.bootstrap.confidence:.0%} interval containing 0 (same resampled videos)")
+    return Table(_name(spec.name, protocol), data.drop(columns="warnings"), shown, _caption(spec, setting, protocol),
+                 notes)
 
 
-def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str) -> Table | None:
+#: Per metric, the data columns besides its value.
+INTERVAL_PARTS = ("low", "high", "std", "delta", "published_inside")
+
+
+def _best_marks(data: pd.DataFrame, metrics: list[str], rows: Rows) -> set[tuple[int, str]]:
+    """(data row, metric) of each metric's best reproduced value and of those indistinguishable from it."""
+    marked = set()
+    reproduced = data[(data["Source"] == "reproduced")]
+    for metric in metrics:
+        scored = reproduced[reproduced[metric].notna()]
+        if len(scored) < 2:
+            continue
+        top = scored[metric].idxmax()
+        marked.add((top, metric))
+        for index, row in scored.iterrows():
+            difference = rows.difference(data["cell"][top], row["cell"], metric) if index != top else None
+            if difference is not None and not difference.excludes_zero:
+                marked.add((index, metric))
+    return marked
+
+
+def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, protocol: str,
+                   rows: Rows) -> Table | None:
     """Table III: the published rows, each with the configuration (a row of the table file) that
-    reproduces it, and one reproduced column (and its difference) per backbone of the cells of those
-    configurations; rows naming the same configuration (the full model) repeat its number."""
+    reproduces it, and one reproduced column (with its interval and difference) per backbone of the
+    cells of those configurations; rows naming the same configuration (the full model) repeat its
+    number. Every other configuration's row also shows its paired difference from the full model."""
     configurations = _Configurations(spec)
     runs = {r["cell"]["id"]: configurations.of(r, labels) for r in results}  # cell id -> its configuration
     setting, chosen = _spec_cells(spec, [r for r in results if runs[r["cell"]["id"]] is not None])
@@ -200,32 +243,48 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
         return None
     reference = spec.published_rows()
     match, metrics = list(spec.match), list(spec.metrics)
-    rows = []
+    full = configurations.reference()
+    data_rows, shown_rows = [], []
     for _, printed in reference.iterrows():
         indices = configurations.reproducing(tuple(printed[c] for c in match))
         row = {**{c: printed[c] for c in match}, "Options": configurations.text(indices[0]) if indices else "",
                **{f"Published {m}": float(printed[m]) for m in metrics}}
-        for column, cells in by_column.items():
-            result = next((cells[i] for i in indices if i in cells), None)
-            for metric in metrics:
-                value = (result.get("metrics") or {}).get(metric) if result else None
-                row[_column(metric, column, metrics)] = value
-                row[_column(metric, column, metrics, "delta")] = None if value is None else value - float(printed[metric])
-            row[f"cell {column}"] = result["cell"]["id"] if result else ""
-        rows.append(row)
-    data = pd.DataFrame(rows)
-    shown = data[[*match, "Options"]].copy()
+        shown = {**{c: printed[c] for c in match}, "Options": row["Options"]}
+        for metric in metrics:
+            suffix = f" {metric}" if len(metrics) > 1 else ""
+            shown[f"Published{suffix}"] = printed[metric]
+            for column, cells in by_column.items():
+                result = next((cells[i] for i in indices if i in cells), None)
+                estimate = rows.estimate(result["cell"]["id"], metric) if result else None
+                value = estimate.value if estimate else None
+                delta = None if value is None else value - float(printed[metric])
+                row.update({_column(metric, column, metrics): value, _column(metric, column, metrics, "delta"): delta,
+                            _column(metric, column, metrics, "low"): estimate and estimate.low,
+                            _column(metric, column, metrics, "high"): estimate and estimate.high,
+                            _column(metric, column, metrics, "std"): estimate and estimate.std})
+                shown[f"Reproduced{suffix} {column}"] = Value.of(estimate, float(printed[metric])) if estimate else "-"
+                base = cells.get(full) if full is not None and result is not None and full not in indices else None
+                difference = rows.difference(result["cell"]["id"], base["cell"]["id"], metric) if base else None
+                row.update({_column(metric, column, metrics, "vs full"): difference and difference.value,
+                            _column(metric, column, metrics, "vs full low"): difference and difference.low,
+                            _column(metric, column, metrics, "vs full high"): difference and difference.high,
+                            _column(metric, column, metrics, "vs full p"): difference and difference.p_value})
+                shown[f"vs full{suffix} {column}"] = "" if difference is None else Value(
+                    difference.value, difference.low, difference.high, star=difference.excludes_zero)
+                row[f"cell {column}"] = result["cell"]["id"] if result else ""
+                row[f"seeds {column}"] = _seeds_text(rows, result) if result else ""
+        data_rows.append(row)
+        shown_rows.append(shown)
+    data = pd.DataFrame(data_rows)
+    shown = pd.DataFrame(shown_rows)
     first = match[0]
     shown[first] = [g if i == 0 or g != data[first][i - 1] else "" for i, g in enumerate(data[first])]
-    for metric in metrics:
-        suffix = f" {metric}" if len(metrics) > 1 else ""
-        shown[f"Published{suffix}"] = list(reference[metric])
-        for column in by_column:
-            shown[f"Reproduced{suffix} {column}"] = [
-                _with_delta(v, d) for v, d in zip(data[_column(metric, column, metrics)],
-                                                  data[_column(metric, column, metrics, "delta")])]
     suite = spec.name if spec.path.parent == suites.SUITES_DIR else spec.path
-    notes += _notes(spec, setting, data) + [f"rows: {_shown_path(spec.path)}; run them all with --suite {suite} --train"]
+    notes += _notes(spec, setting, data, rows) + [f"rows: {_shown_path(spec.path)}; run them all with --suite {suite} --train"]
+    if full is not None:
+        notes.append(f"vs full: the row's configuration minus the full model's ({configurations.text(full)}) on the "
+                     f"same resampled videos, with its {rows.bootstrap.confidence:.0%} interval; *: the interval "
+                     "excludes 0")
     return Table(_name(spec.name, protocol), data, shown, _caption(spec, setting, protocol), notes)
 
 
@@ -258,6 +317,14 @@ class _Configurations:
         row = self.spec.rows[index]
         keys = [k for k, values in self.varying.get(row.method, {}).items() if len(values) > 1 and k in row.options]
         return ", ".join(f"{k}={row.options[k]}" for k in keys) or row.method
+
+    def reference(self) -> int | None:
+        """The full model: the configuration the most published rows name (None when none is named twice)."""
+        named: dict[int, int] = {}
+        for i, row in enumerate(self.spec.rows):
+            named[self.first[i]] = named.get(self.first[i], 0) + len(row.reproduces)
+        best = max(named, key=named.get, default=None)
+        return best if best is not None and named[best] > 1 else None
 
     def count(self, method: str) -> int:
         return len({self.first[i] for i, row in enumerate(self.spec.rows) if row.method == method})
@@ -309,18 +376,30 @@ def _spec_cells(spec: suites.TableSpec, results: list[dict]) -> tuple[str, list[
     return spec.setting, []
 
 
-def _reproduced(result: dict, labels: dict, match: list[str], metrics: list[str],
+def _reproduced(result: dict, labels: dict, match: list[str], metrics: list[str], rows: Rows,
                 reference: dict[str, float] | None) -> dict[str, Any]:
     label = labels[result["cell"]["id"]][1]
-    values = result.get("metrics") or {}
     backbone = label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else "")
     row = {**{c: (label.method if c == "Method" else backbone) for c in match}, "Source": "reproduced",
-           "cell": result["cell"]["id"], "warnings": bool((result["provenance"].get("method") or {}).get("warnings"))}
+           "seeds": _seeds_text(rows, result), "cell": result["cell"]["id"],
+           "warnings": bool((result["provenance"].get("method") or {}).get("warnings"))}
     for metric in metrics:
-        row[metric] = values.get(metric)
-        if reference is not None and values.get(metric) is not None:
-            row[f"{metric}_delta"] = values[metric] - reference[metric]
+        estimate = rows.estimate(result["cell"]["id"], metric)
+        row.update({metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high,
+                    f"{metric}_std": estimate.std})
+        if reference is not None and estimate.value is not None:
+            row[f"{metric}_delta"] = estimate.value - reference[metric]
+            row[f"{metric}_published_inside"] = estimate.contains(reference[metric])
     return row
+
+
+def _is_false(value: Any) -> bool:
+    """False itself (not None, not NaN: a row without a published value)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and not value
+
+
+def _seeds_text(rows: Rows, result: dict) -> str:
+    return ",".join(str(seed) for seed in rows.seeds(result["cell"]["id"]))
 
 
 def _caption(spec: suites.TableSpec, setting: str, protocol: str) -> str:
@@ -329,9 +408,11 @@ def _caption(spec: suites.TableSpec, setting: str, protocol: str) -> str:
             "pixels (VSPW official policy); percent")
 
 
-def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame) -> list[str]:
+def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame, rows: Rows) -> list[str]:
     notes = [f"reported: the published numbers ({_shown_path(spec.published)}); reproduced: this run, with "
-             "(reproduced - reported) after the reproduced row's value"]
+             "(reproduced - reported) after the reproduced row's value",
+             _interval_note(rows) + "; †: the published value lies outside the reproduced interval (a published "
+             "row has no per-video counts, so it cannot be tested, only located)"]
     if data.astype(str).apply(lambda column: column.str.contains(STAND_IN_NOTE, regex=False)).any().any():
         notes.append(f"{STAND_IN_NOTE}: tiny models stood in for the paper's (backbone or CLIP); "
                      "the differences are not comparable")
@@ -340,6 +421,15 @@ def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame) -> list[str
     if setting.startswith("synthetic"):
         notes.append("synthetic data: the numbers check the pipeline, not the paper's claims")
     return notes
+
+
+def _interval_note(rows: Rows) -> str:
+    b = rows.bootstrap
+    seeds = sorted({len(rows.seeds(r)) for r in rows.members} - {1})
+    spread = (f"; ±: standard deviation over a configuration's seeds ({', '.join(map(str, seeds))} seeds), the "
+              "value their mean, the interval that of the mean") if seeds else ""
+    return (f"[low, high]: {b.confidence:.0%} bootstrap interval over videos ({b.resamples} resamples, seed "
+            f"{b.seed}){spread}")
 
 
 def _shown_path(path: pathlib.Path) -> str:
@@ -353,77 +443,133 @@ def _shown_path(path: pathlib.Path) -> str:
 # -- extra tables ----------------------------------------------------------------------------------
 
 
-def per_class_tables(results: list[dict], labels: dict, protocol: str) -> list[Table]:
-    """Per dataset setting: each class's ground-truth pixel count and IoU per cell."""
+def per_class_tables(results: list[dict], labels: dict, protocol: str, rows: Rows) -> list[Table]:
+    """Per dataset setting: each class's ground-truth pixel count and IoU per row, with its interval."""
     tables = []
     for setting, chosen in _by_setting(results).items():
         classes = chosen[0]["class_names"]
         data = pd.DataFrame({"class": classes,
                              "gt_pixels": [chosen[0]["per_class"][c]["gt_pixels"] for c in classes]})
-        for result in chosen:
-            data[labels[result["cell"]["id"]][0]] = [result["per_class"][c]["IoU"] for c in classes]
         shown = data.copy()
-        for column in data.columns[2:]:
-            shown[column] = [_format(v) for v in data[column]]
+        for result in chosen:
+            name, row = labels[result["cell"]["id"]][0], result["cell"]["id"]
+            values = [result["per_class"][c]["IoU"] for c in classes]
+            bounds = [rows.class_interval(row, k) or (None, None) for k in range(len(classes))]
+            data[name], data[f"{name} low"], data[f"{name} high"] = values, *zip(*bounds)
+            shown[name] = [Value(v, *b) for v, b in zip(values, bounds)]
         caption = (f"IoU per class (percent), {setting}, protocol {protocol}; gt_pixels: scored ground-truth pixels "
                    "(a class without any is left out of mIoU)")
-        tables.append(Table(_name(f"per_class__{setting.replace(':', '-')}", protocol), data, shown, caption))
+        tables.append(Table(_name(f"per_class__{setting.replace(':', '-')}", protocol), data, shown, caption,
+                            [_interval_note(rows)]))
     return tables
 
 
-def generalized_table(results: list[dict], labels: dict, protocol: str) -> Table | None:
+def generalized_table(results: list[dict], labels: dict, protocol: str, rows: Rows) -> Table | None:
     """The generalized setting: all classes named at once; mIoU overall, on seen and unseen classes,
     their harmonic mean (hIoU), and any other class group (Cityscapes: base and novel)."""
     keys = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "mIoU_base", "mIoU_novel")
     chosen = [r for r in results if any(k in (r.get("metrics") or {}) for k in keys[1:])]
     if not chosen:
         return None
-    return _metric_table("generalized", chosen, labels, protocol, keys,
+    return _metric_table("generalized", chosen, labels, protocol, keys, rows,
                          "Generalized setting: every class named at once; mIoU overall, on seen and unseen classes, "
                          "hIoU = their harmonic mean, and on Cityscapes' base / novel classes")
 
 
-def consistency_table(results: list[dict], labels: dict, protocol: str) -> Table | None:
+def consistency_table(results: list[dict], labels: dict, protocol: str, rows: Rows) -> Table | None:
     chosen = [r for r in results if any((r.get("metrics") or {}).get(k) is not None for k in ("VC_8", "VC_16"))]
     if not chosen:
         return None
-    return _metric_table("consistency", chosen, labels, protocol, ("VC_8", "VC_16", "mIoU"),
+    return _metric_table("consistency", chosen, labels, protocol, ("VC_8", "VC_16", "mIoU"), rows,
                          "Video consistency: VC_n = share of pixels whose label agrees across each window of n "
                          "annotated frames, where the ground truth agrees (VSPW's definition)")
 
 
-def cells_table(results: list[dict[str, Any]]) -> Table:
-    """Every cell of the folder with its status and metrics (failed cells too)."""
-    rows = []
+def comparisons_table(results: list[dict], labels: dict, protocol: str, rows: Rows,
+                      metric: str = "mIoU") -> Table | None:
+    """Every pair of rows on the same dataset setting: their mIoU difference on the same resampled videos,
+    its interval and p-value."""
+    data_rows = []
+    for setting, chosen in _by_setting(results).items():
+        for i, a in enumerate(chosen):
+            for b in chosen[i + 1:]:
+                difference = rows.difference(a["cell"]["id"], b["cell"]["id"], metric)
+                if difference is None:
+                    continue
+                data_rows.append({"Dataset": setting, "A": labels[a["cell"]["id"]][0], "B": labels[b["cell"]["id"]][0],
+                                  f"{metric} A - B": difference.value, "low": difference.low, "high": difference.high,
+                                  "p": difference.p_value, "differs": difference.excludes_zero,
+                                  "cell A": a["cell"]["id"], "cell B": b["cell"]["id"]})
+    if not data_rows:
+        return None
+    data = pd.DataFrame(data_rows)
+    shown = data[["Dataset", "A", "B"]].copy()
+    shown[f"{metric} A - B"] = [Value(r[f"{metric} A - B"], r["low"], r["high"], star=r["differs"])
+                                for _, r in data.iterrows()]
+    shown["p"] = [f"{p:.3f}" for p in data["p"]]
+    b = rows.bootstrap
+    caption = (f"Paired comparisons: {metric} of A minus B on the same videos, every pair of rows of a dataset "
+               f"setting; protocol {protocol}; percent")
+    notes = [f"[low, high]: {b.confidence:.0%} paired bootstrap interval over videos ({b.resamples} resamples, seed "
+             f"{b.seed}); *: it excludes 0; p: two-sided, the share of resampled differences at least as far from "
+             "the observed one as it is from 0", "several rows at once: read the intervals as one test each "
+             "(no correction for multiple comparisons)"]
+    return Table(_name("comparisons", protocol), data, shown, caption, notes)
+
+
+def cells_table(results: list[dict[str, Any]], rows: Rows) -> Table:
+    """Every cell of the folder with its status and metrics (failed cells too), each seed apart."""
+    data_rows, shown_rows = [], []
     for result in results:
         cell = result["cell"]
         row = {"method": cell["method"], "dataset": f"{cell['dataset']}:{cell['setting']}",
-               "protocol": cell["protocol"], "status": result.get("status")}
-        row.update({k: v for k, v in (result.get("metrics") or {}).items() if k in METRIC_COLUMNS})
+               "protocol": cell["protocol"], "seed": cell.get("seed", 0), "status": result.get("status")}
+        shown = dict(row)
+        for key in METRIC_COLUMNS:
+            value = (result.get("metrics") or {}).get(key)
+            if value is None or result.get("status") != "done":
+                continue
+            estimate = rows.estimate(cell["id"], key)
+            row.update({key: value, f"{key}_low": estimate.low, f"{key}_high": estimate.high})
+            shown[key] = Value(value, estimate.low, estimate.high)
         row["cell"] = cell["id"]
-        rows.append(row)
-    data = pd.DataFrame(rows, columns=["method", "dataset", "protocol", "status", "cell"]) if not rows else \
-        pd.DataFrame(rows)
-    if rows:
-        columns = ["method", "dataset", "protocol", "status", *[c for c in METRIC_COLUMNS if c in data], "cell"]
-        data = data[columns].sort_values(["dataset", "protocol", "method"], kind="stable").reset_index(drop=True)
-    shown = data.drop(columns="cell").astype(object).map(lambda v: _format(v) if isinstance(v, float) else v)
-    return Table("cells", data, shown, "Every cell of the run folder", [POLICY_NOTE], headline=True)
+        data_rows.append(row)
+        shown_rows.append(shown)
+    fixed = ["method", "dataset", "protocol", "seed", "status"]
+    data, shown = pd.DataFrame(data_rows, columns=[*fixed, "cell"]), pd.DataFrame(shown_rows, columns=fixed)
+    if data_rows:
+        data, shown = pd.DataFrame(data_rows), pd.DataFrame(shown_rows)
+        metrics = [c for c in METRIC_COLUMNS if c in data]
+        order = data.sort_values(["dataset", "protocol", "method", "seed"], kind="stable").index
+        data = data.loc[order, [*fixed, *[f"{m}{part}" for m in metrics for part in ("", "_low", "_high")], "cell"]]
+        shown = shown.loc[order, [*fixed, *metrics]].astype(object).where(shown.loc[order, [*fixed, *metrics]].notna(), "-")
+        data, shown = data.reset_index(drop=True), shown.reset_index(drop=True)
+    return Table("cells", data, shown, "Every cell of the run folder", [POLICY_NOTE, _interval_note(rows)],
+                 headline=True)
 
 
-def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, keys: tuple[str, ...],
+def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, keys: tuple[str, ...], rows: Rows,
                   caption: str) -> Table:
-    rows = []
+    data_rows, shown_rows = [], []
     for result in sorted(results, key=lambda r: (r["cell"]["dataset"], r["cell"]["setting"])):
         label = labels[result["cell"]["id"]][1]
-        metrics = result.get("metrics") or {}
-        rows.append({"Method": label.method, "Backbone": label.backbone,
-                     "Dataset": f"{result['cell']['dataset']}:{result['cell']['setting']}",
-                     **{k: metrics.get(k) for k in keys}, "cell": result["cell"]["id"]})
-    data = pd.DataFrame(rows)
-    data = data[[c for c in data.columns if c not in keys or data[c].notna().any()]]
-    shown = data.drop(columns="cell").astype(object).map(lambda v: _format(v) if isinstance(v, float) else v)
-    return Table(_name(name, protocol), data, shown, f"{caption}; protocol {protocol}; percent")
+        head = {"Method": label.method, "Backbone": label.backbone,
+                "Dataset": f"{result['cell']['dataset']}:{result['cell']['setting']}"}
+        row, shown = dict(head), dict(head)
+        for key in keys:
+            estimate = rows.estimate(result["cell"]["id"], key)
+            row.update({key: estimate.value, f"{key}_low": estimate.low, f"{key}_high": estimate.high,
+                        f"{key}_std": estimate.std})
+            shown[key] = Value.of(estimate)
+        row["seeds"], row["cell"] = _seeds_text(rows, result), result["cell"]["id"]
+        data_rows.append(row)
+        shown_rows.append(shown)
+    data, shown = pd.DataFrame(data_rows), pd.DataFrame(shown_rows)
+    kept = [k for k in keys if data[k].notna().any()]
+    head = ["Method", "Backbone", "Dataset"]
+    data = data[[*head, *[f"{k}{part}" for k in kept for part in ("", "_low", "_high", "_std")], "seeds", "cell"]]
+    shown = shown[[*head, *kept]]
+    return Table(_name(name, protocol), data, shown, f"{caption}; protocol {protocol}; percent", [_interval_note(rows)])
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -473,25 +619,13 @@ def _name(base: str, protocol: str) -> str:
     return base if protocol == "intended" else f"{base}__{protocol}"
 
 
-def _format(value: Any) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
-
-
-def _with_delta(value: Any, delta: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
-        return f"{value:.2f}"
-    return f"{value:.2f} ({delta:+.2f})"
-
-
 def _numeric_column(column: pd.Series) -> bool:
-    """Whether a shown column holds numbers ("17.50", "17.50 (-0.49)", "-"): right-aligned in LaTeX."""
-    return all(str(v) in ("", "-") or _NUMBER.match(str(v)) for v in column)
+    """Whether a shown column holds numbers ("17.50", values with intervals, "-"): right-aligned in LaTeX."""
+    return all(isinstance(v, Value) or str(v) in ("", "-") or _NUMBER.match(str(v)) for v in column)
 
 
 def _tex(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+    for char, escaped in (("\\", r"\textbackslash{}"), ("†", r"$^\dagger$"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                           ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
         text = text.replace(char, escaped)
     return text

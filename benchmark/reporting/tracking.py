@@ -439,8 +439,12 @@ def cell_params(cell: dict[str, Any]) -> dict[str, str]:
 
 
 def cell_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """A result's numeric metrics, its classes' IoU as `IoU/CLASS`, and its frames per second."""
+    """A result's numeric metrics with their intervals (`mIoU_low`, `mIoU_high`), its classes' IoU as
+    `IoU/CLASS`, and its frames per second."""
     metrics = {safe_key(name): value for name, value in (result.get("metrics") or {}).items() if _is_number(value)}
+    for name, bounds in (result.get("intervals") or {}).items():  # the bootstrap interval over videos
+        if bounds:
+            metrics[safe_key(f"{name}_low")], metrics[safe_key(f"{name}_high")] = bounds
     for name, scores in (result.get("per_class") or {}).items():
         if _is_number(scores.get("IoU")):
             part = safe_key(name).replace("/", "_")
@@ -462,12 +466,18 @@ def safe_key(name: str) -> str:
 
 
 def write_per_class_csv(per_class: dict[str, dict[str, Any]], path: pathlib.Path) -> None:
-    """One row per class (class, IoU, Acc, gt_pixels, ...); missing values are left empty."""
-    columns = list(dict.fromkeys(column for scores in per_class.values() for column in scores))
+    """One row per class (class, IoU, IoU_low, IoU_high, Acc, gt_pixels, ...); missing values are left empty."""
+    def flat(scores: dict[str, Any]) -> dict[str, Any]:
+        interval = scores.get("IoU_interval") or (None, None)
+        return {**{k: v for k, v in scores.items() if k != "IoU_interval"}, "IoU_low": interval[0],
+                "IoU_high": interval[1]}
+
+    rows = {name: flat(scores) for name, scores in per_class.items()}
+    columns = list(dict.fromkeys(column for scores in rows.values() for column in scores))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class", *columns])
-        for name, scores in per_class.items():
+        for name, scores in rows.items():
             writer.writerow([name, *("" if scores.get(c) is None else scores[c] for c in columns)])
 
 
