@@ -146,12 +146,16 @@ def make(request: Request) -> Plan:
         names = list(dict.fromkeys(cell.method for cell in untrained))
         how = "; ".join(f"train {m} with `python -m benchmark train --method {m}`, then pass --checkpoint {m}=PATH"
                         for m in names)
-        if request.suite:
-            raise PlanError(f"--suite {request.suite} needs trained weights for {len(untrained)} cells of "
-                            f"{', '.join(names)}: add --train (finished training runs are reused)")
-        if explicit:
+        if request.suite:  # a table shows the rows that have weights; --train fills in the rest
+            if len(untrained) == len(cells):
+                raise PlanError(f"--suite {request.suite} needs trained weights for its {len(untrained)} cells of "
+                                f"{', '.join(names)}: add --train (finished training runs are reused)")
+            notes.append(f"left out: {len(untrained)} cells of {', '.join(names)} with no trained weights for their "
+                         "options; add --train to train them (finished training runs are reused)")
+        elif explicit:
             raise PlanError(f"{', '.join(names)} needs trained weights: {how} (or add --train)")
-        notes.append(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
+        else:
+            notes.append(f"left out (no trained weights): {', '.join(names)}; {how} (or add --train)")
         cells = [cell for cell in cells if cell not in untrained]
     given = set(request.checkpoints.values())
     return Plan(cells, trainings, notes, {cell.id: _weights(cell, given) for cell in cells}, tables)

@@ -59,7 +59,7 @@ def test_the_paper_suite_is_its_table_files_rows():
 
 @pytest.mark.parametrize("request_, message", [
     (plan.Request(suite="table1", datasets=SYNTHETIC), "--suite table1 picks the dataset settings"),
-    (plan.Request(suite="table1"), "add --train"),
+    (plan.Request(suite="table1", methods=["ov2vss"], options={"ov2vss": {"cost_channels": 16}}), "add --train"),
     (plan.Request(methods=["chance"], options={"ov2vss": {"seed": 1}}, datasets=SYNTHETIC), "--opt names ['ov2vss']"),
     (plan.Request(methods=["ov2vss-authors"], datasets=SYNTHETIC), "ov2vss-authors needs trained weights"),
     (plan.Request(methods=["chance"], train=True, evaluate=False), "chance is not trainable"),
@@ -88,3 +88,11 @@ def test_seeds_train_and_evaluate_each_trained_configuration_once_per_seed():
 def test_seeds_without_train_say_how_to_get_them():
     with pytest.raises(plan.PlanError, match="needs --train"):
         plan.make(plan.Request(methods=["ov2vss"], datasets=SYNTHETIC, seeds=3))
+
+
+def test_a_suite_without_train_runs_the_rows_that_have_weights_and_says_which_wait():
+    made = plan.make(plan.Request(suite="table3"))
+    assert sorted(c.options["variant"] for c in made.cells) == ["full", "rfe", "rfe-stcf"]  # the shipped ladder
+    assert all(made.weights[c.id].startswith("shipped: ") for c in made.cells)
+    (note,) = [n for n in made.notes if n.startswith("left out")]
+    assert "9 cells of ov2vss" in note and "add --train" in note  # 12 configurations, 3 shipped
