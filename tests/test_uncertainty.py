@@ -118,15 +118,22 @@ def test_cell_of_identical_videos_records_a_collapsed_interval(tmp_path):
         shutil.copytree(base / "data" / "video_0", base / "data" / f"video_{v}")
     (base / "val.txt").write_text("".join(f"video_{v}\n" for v in range(5)))
     out = tmp_path / "run"
-    run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-constant", "--opt", "test-constant.label=1",
+    run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-constant", "--opt", "test-constant.label=4",  # ladder (raw 5): in the masks
             "--datasets", "vspw:all", "--data-root", tmp_path / "data", "--output", out, "--no-tracking", check=0)
     (result,) = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
     assert result["bootstrap"]["resamples"] == uncertainty.RESAMPLES and result["bootstrap"]["unit"] == "video"
     assert len(result["per_video"]["names"]) == 5
     defined = {k: v for k, v in result["metrics"].items() if v is not None}
-    assert {"mIoU", "pAcc", "mIoU_seen", "hIoU"} <= set(defined)
+    assert {"mIoU", "pAcc", "mIoU_seen", "hIoU"} <= set(defined) and defined["mIoU_seen"] > 0 and defined["pAcc"] > 0
     for metric, value in defined.items():
         assert result["intervals"][metric] == pytest.approx([value, value], rel=1e-12, abs=1e-12), metric
+    # a result written before cells kept per-video counts still reports, without an interval
+    path = next((out / "cells").glob("*.json"))
+    old = {k: v for k, v in result.items() if k not in ("per_video", "intervals", "bootstrap")}
+    path.write_text(json.dumps(old))
+    run_cli("report", out, check=0)
+    generalized = (out / "tables" / "generalized.md").read_text()
+    assert f"| {result['metrics']['mIoU_seen']:.2f} " in generalized and "[" not in generalized.split("\n")[4]
 
 
 def test_paired_difference_equals_a_slow_reference_and_is_zero_against_itself():
