@@ -27,12 +27,12 @@ def configuration(result: dict[str, Any]) -> str:
 class Rows:
     """The finished cells of a folder as table rows, each with its seeds' samples (computed once)."""
 
-    def __init__(self, finished: list[dict[str, Any]], bootstrap: uncertainty.Bootstrap | None = None,
-                 by_seed: bool = True):
+    def __init__(self, finished: list[dict[str, Any]], bootstrap: uncertainty.Bootstrap | None = None):
         self.bootstrap = bootstrap or _recorded(finished) or uncertainty.Bootstrap()
+        self.cells = {result["cell"]["id"]: [result] for result in finished}  # each seed apart
         groups: dict[str, list[dict]] = {}
-        for result in finished:  # by_seed=False: every cell a row of its own
-            groups.setdefault(configuration(result) if by_seed else result["cell"]["id"], []).append(result)
+        for result in finished:
+            groups.setdefault(configuration(result), []).append(result)
         self.members: dict[str, list[dict]] = {}   # row id (its lowest seed's cell id) -> its cells
         for group in groups.values():
             seeds = [r["cell"].get("seed", 0) for r in group]
@@ -68,18 +68,23 @@ class Rows:
                 uncertainty.VideoCounts.from_json(videos), result.get("groups"), self.bootstrap)
         return self._samples[cell]
 
-    def _row_samples(self, row: str) -> list[uncertainty.Samples] | None:
-        drawn = [self._cell_samples(r) for r in self.members[row]]
-        names = {tuple(r["per_video"]["names"]) for r in self.members[row] if r.get("per_video")}
+    def _row_samples(self, row: str, members: dict[str, list[dict]] | None = None) -> list[uncertainty.Samples] | None:
+        cells = (members or self.members)[row]
+        drawn = [self._cell_samples(r) for r in cells]
+        names = {tuple(r["per_video"]["names"]) for r in cells if r.get("per_video")}
         return drawn if drawn and None not in drawn and len(names) == 1 else None
 
-    def estimate(self, row: str, metric: str) -> uncertainty.Estimate:
+    def cell_estimate(self, cell: str, metric: str) -> uncertainty.Estimate:
+        """One cell's value of `metric` with its interval, whatever row it belongs to."""
+        return self.estimate(cell, metric, self.cells)
+
+    def estimate(self, row: str, metric: str, members: dict[str, list[dict]] | None = None) -> uncertainty.Estimate:
         """The row's value of `metric` with its interval (and spread over seeds)."""
-        cells = self.members[row]
+        cells = (members or self.members)[row]
         values = [(r.get("metrics") or {}).get(metric) for r in cells]
         if any(v is None for v in values):
             return uncertainty.Estimate(None, seeds=len(cells))
-        drawn = self._row_samples(row)
+        drawn = self._row_samples(row, members)
         if drawn is not None and metric in drawn[0].metrics:
             found = uncertainty.estimate(drawn, metric, self.bootstrap)
             found.value = _mean(values)  # the results' own values, not the vectorised recomputation

@@ -115,8 +115,7 @@ def write_report(output: pathlib.Path | str, bootstrap: Bootstrap | None = None)
     rows = Rows([r for r in results if r.get("status") == "done"], bootstrap)
     finished = rows.results
     labels = _unique_labels(finished)
-    tables = [cells_table(results, Rows([r for r in results if r.get("status") == "done"], rows.bootstrap,
-                                        by_seed=False))]
+    tables = [cells_table(results, rows)]
     specs = table_specs(store)
     for protocol in sorted({r["cell"]["protocol"] for r in finished}):
         chosen = [r for r in finished if r["cell"]["protocol"] == protocol]
@@ -529,7 +528,7 @@ def cells_table(results: list[dict[str, Any]], rows: Rows) -> Table:
             value = (result.get("metrics") or {}).get(key)
             if value is None or result.get("status") != "done":
                 continue
-            estimate = rows.estimate(cell["id"], key)
+            estimate = rows.cell_estimate(cell["id"], key)
             row.update({key: value, f"{key}_low": estimate.low, f"{key}_high": estimate.high})
             shown[key] = Value(value, estimate.low, estimate.high)
         row["cell"] = cell["id"]
