@@ -68,6 +68,8 @@ def test_a_parent_per_invocation_and_a_child_per_cell(logged):
         assert child.info.status == "FINISHED"
         assert child.info.artifact_uri.startswith((logged.root / "mlartifacts").as_uri())
         assert child.data.metrics["mIoU"] == pytest.approx(result["metrics"]["mIoU"], abs=1e-9)
+        low, high = result["intervals"]["mIoU"]  # the bootstrap interval over videos, beside the value
+        assert (child.data.metrics["mIoU_low"], child.data.metrics["mIoU_high"]) == pytest.approx((low, high))
         assert child.data.metrics["frames_per_s"] == pytest.approx(result["timing"]["frames_per_s"])
         for name, scores in result["per_class"].items():
             assert child.data.metrics.get(f"IoU/{name}") == scores["IoU"]  # None: not logged
