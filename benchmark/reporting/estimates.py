@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from benchmark import uncertainty
 
 #: Cell fields that tell the seeds of one configuration apart.
@@ -88,6 +90,7 @@ class Rows:
         if drawn is not None and metric in drawn[0].metrics:
             found = uncertainty.estimate(drawn, metric, self.bootstrap)
             found.value = _mean(values)  # the results' own values, not the vectorised recomputation
+            found.std = float(np.std(values, ddof=1)) if len(values) > 1 else None
             return found
         stored = (cells[0].get("intervals") or {}).get(metric) if len(cells) == 1 else None
         return uncertainty.Estimate(values[0] if len(cells) == 1 else _mean(values), *(stored or (None, None)),
@@ -98,8 +101,6 @@ class Rows:
         drawn = self._row_samples(row)
         if drawn is None:
             return None
-        import numpy as np
-
         bounds = self.bootstrap.interval(np.mean([s.per_class_iou[:, class_index] for s in drawn], axis=0))
         return None if math.isnan(bounds[0]) else [float(bounds[0]), float(bounds[1])]
 
