@@ -199,6 +199,20 @@ def test_training_runs_first_and_evaluation_waits_for_it(tmp_path):
     assert "test-trainable: trained already" in again.stdout
 
 
+def test_each_seed_trains_as_its_own_job_and_its_cell_waits_for_it(tmp_path):
+    out = tmp_path / "seeds"
+    run_cli("run", "--plugin", TEST_METHODS, "--methods", "test-trainable", "--train", "--seeds", "2",
+            "--datasets", "synthetic:all", *SLURM, "--output", out, check=0, cwd=tmp_path)
+    train_tasks = {t["id"]: t for t in tasks(out).values() if t["kind"] == "train"}
+    cell_tasks = [t for t in tasks(out).values() if t["kind"] == "cell"]
+    assert sorted(t["payload"]["training"]["seed"] for t in train_tasks.values()) == [0, 1]
+    assert len(cell_tasks) == 2
+    for task in cell_tasks:
+        (needed,) = task["after"]
+        assert train_tasks[needed]["payload"]["training"]["seed"] == task["payload"]["seed"]
+    assert sorted(r["cell"]["seed"] for r in results(out).values() if r["status"] == "done") == [0, 1]
+
+
 def test_a_suite_trains_each_configuration_and_its_cells_wait_for_their_own(tmp_path):
     opts = [i for key, value in TINY["ov2vss"].items() for i in ("--opt", f"ov2vss.{key}={value}")]
     out = tmp_path / "suite"
