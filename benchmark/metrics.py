@@ -93,44 +93,51 @@ class ConfusionMatrix:
         tp = np.diag(self.counts[:, : self.num_classes]).astype(np.float64)
         gt = self.counts.sum(axis=1).astype(np.float64)
         pred = self.counts[:, : self.num_classes].sum(axis=0).astype(np.float64)
-        union = gt + pred - tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(union > 0, tp / union, np.nan)
-            acc = np.where(gt > 0, tp / gt, np.nan)
-        present = gt > 0
-        total = gt.sum()
-        metrics = {
-            "mIoU": _mean(iou[present]),
-            "mIoU_mmseg": _mean(iou[union > 0]),
-            "fwIoU": 100 * float((gt[present] / total * iou[present]).sum()) if total else None,
-            "mAcc": _mean(acc[present]),
-            "pAcc": 100 * float(tp.sum() / total) if total else None,
-        }
-        for group, members in (groups or {}).items():
-            members = np.asarray(members, dtype=np.int64)
-            metrics[f"mIoU_{group}"] = _mean(iou[members][present[members]])
-        if groups and {"seen", "unseen"} <= set(groups):
-            metrics["hIoU"] = harmonic_mean(metrics["mIoU_seen"], metrics["mIoU_unseen"])
+        rows, iou, acc = class_scores(tp[None], gt[None], pred[None], groups)
+        metrics = {name: _defined(values[0]) for name, values in rows.items()}
         per_class = {
-            name: {"IoU": _percent(iou[c]), "Acc": _percent(acc[c]), "gt_pixels": int(gt[c]),
+            name: {"IoU": _defined(100 * iou[0, c]), "Acc": _defined(100 * acc[0, c]), "gt_pixels": int(gt[c]),
                    "pred_pixels": int(pred[c]), "abstained_pixels": int(self.counts[c, -1])}
             for c, name in enumerate(class_names)
         }
         return metrics, per_class
 
 
-def _mean(values: np.ndarray) -> float | None:
-    return 100 * float(values.mean()) if values.size else None
+def class_scores(tp: np.ndarray, gt: np.ndarray, pred: np.ndarray, groups: Mapping[str, Sequence[int]] | None = None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The definitions above, for B sets of counts at once (true positive, ground-truth and predicted
+    pixels per class, [B, C] each): ({metric: [B] in percent, NaN where undefined}, IoU [B, C] and
+    Acc [B, C] as fractions). One cell's metrics are B = 1; its bootstrap resamples are B rows."""
+    union = gt + pred - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+        acc = np.where(gt > 0, tp / gt, np.nan)
+        present = gt > 0
+        total = gt.sum(axis=1)
+        rows = {
+            "mIoU": _masked_mean(iou, present),
+            "mIoU_mmseg": _masked_mean(iou, union > 0),
+            "fwIoU": np.where(total > 0, 100 * np.where(present, gt * iou, 0).sum(axis=1) / total, np.nan),
+            "mAcc": _masked_mean(acc, present),
+            "pAcc": np.where(total > 0, 100 * tp.sum(axis=1) / total, np.nan),
+        }
+        for group, members in (groups or {}).items():
+            members = np.asarray(members, dtype=np.int64)
+            rows[f"mIoU_{group}"] = _masked_mean(iou[:, members], present[:, members])
+        if groups and {"seen", "unseen"} <= set(groups):
+            seen, unseen = rows["mIoU_seen"], rows["mIoU_unseen"]
+            rows["hIoU"] = np.where(seen + unseen == 0, 0.0, 2 * seen * unseen / (seen + unseen))
+    return rows, iou, acc
 
 
-def _percent(value: float) -> float | None:
-    return None if math.isnan(value) else 100 * float(value)
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """100 x the mean of each row's values where `mask` holds; NaN for a row where it never does."""
+    count = mask.sum(axis=1)
+    return np.where(count > 0, 100 * np.where(mask, values, 0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
-def harmonic_mean(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+def _defined(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 #: Raw VSPW mask values that are no class: 0 ("others") and 255 (void).

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.metrics import class_scores
+
 #: Defaults of every result: resamples, two-sided confidence level, and the seed of the draws.
 RESAMPLES = 1000
 CONFIDENCE = 0.95
@@ -136,38 +138,15 @@ class Samples:
 def metric_values(counts: VideoCounts, weights: np.ndarray,
                   groups: Mapping[str, Sequence[int]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each metric (percent, NaN where undefined) for each row of video `weights` [B, V], from the
-    weighted sums of the counts, as `ConfusionMatrix.compute` and `VideoConsistency.compute` define
-    them; and the per-class IoU [B, C]."""
+    weighted sums of the counts, by the definitions `ConfusionMatrix.compute` uses (`class_scores`)
+    and VC's pooled ratio; and the per-class IoU [B, C]."""
     weights = np.asarray(weights, dtype=np.float64)  # sums of int64 pixel counts stay exact below 2**53
-    tp, gt, pred = weights @ counts.tp, weights @ counts.gt, weights @ counts.pred
-    union = gt + pred - tp
+    values, iou, _ = class_scores(weights @ counts.tp, weights @ counts.gt, weights @ counts.pred, groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-        acc = np.where(gt > 0, tp / gt, np.nan)
-        present = gt > 0
-        total = gt.sum(axis=1)
-        values = {
-            "mIoU": _masked_mean(iou, present),
-            "mIoU_mmseg": _masked_mean(iou, union > 0),
-            "fwIoU": np.where(total > 0, 100 * np.where(present, gt / total[:, None] * iou, 0).sum(axis=1), np.nan),
-            "mAcc": _masked_mean(acc, present),
-            "pAcc": np.where(total > 0, 100 * tp.sum(axis=1) / total, np.nan),
-        }
-        for group, members in (groups or {}).items():
-            members = np.asarray(members, dtype=np.int64)
-            values[f"mIoU_{group}"] = _masked_mean(iou[:, members], present[:, members])
-        if groups and {"seen", "unseen"} <= set(groups):
-            seen, unseen = values["mIoU_seen"], values["mIoU_unseen"]
-            values["hIoU"] = np.where(seen + unseen == 0, 0.0, 2 * seen * unseen / (seen + unseen))
         for n in counts.vc_ratio:
             windows = weights @ counts.vc_windows[n]
             values[f"VC_{n}"] = np.where(windows > 0, 100 * (weights @ counts.vc_ratio[n]) / windows, np.nan)
     return values, 100 * iou
-
-
-def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    count = mask.sum(axis=1)
-    return np.where(count > 0, 100 * np.where(mask, values, 0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
 def samples(counts: VideoCounts, groups: Mapping[str, Sequence[int]] | None, bootstrap: Bootstrap) -> Samples:

@@ -1,5 +1,6 @@
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -65,6 +66,15 @@ def run_cli(*args, cwd=None, check=None, **kwargs):
     if check is not None and done.returncode != check:
         raise AssertionError(f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
     return done
+
+
+def kill_all(targets, kill=os.kill) -> None:
+    """SIGKILL each process (with kill=os.killpg: each process group) that is still there."""
+    for target in targets:
+        try:
+            kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def interrupt_after(monkeypatch, owner, attribute: str, calls: int):

@@ -18,7 +18,7 @@ import urllib.request
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, TEST_METHODS, run_cli
+from conftest import REPO, TEST_METHODS, kill_all, run_cli
 from mlflow import MlflowClient
 
 from benchmark.cli import main
@@ -280,9 +280,5 @@ def test_ui_serves_the_store_and_stops_with_its_workers(logged, tmp_path):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
     finally:
-        for group in servers | {ui.pid}:  # nothing is left when it passed
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all(servers | {ui.pid}, os.killpg)  # nothing is left when it passed
         ui.wait()

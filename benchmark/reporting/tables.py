@@ -541,7 +541,8 @@ def cells_table(results: list[dict[str, Any]], rows: Rows) -> Table:
         metrics = [c for c in METRIC_COLUMNS if c in data]
         order = data.sort_values(["dataset", "protocol", "method", "seed"], kind="stable").index
         data = data.loc[order, [*fixed, *[f"{m}{part}" for m in metrics for part in ("", "_low", "_high")], "cell"]]
-        shown = shown.loc[order, [*fixed, *metrics]].astype(object).where(shown.loc[order, [*fixed, *metrics]].notna(), "-")
+        shown = shown.loc[order, [*fixed, *metrics]]
+        shown = shown.astype(object).where(shown.notna(), "-")
         data, shown = data.reset_index(drop=True), shown.reset_index(drop=True)
     return Table("cells", data, shown, "Every cell of the run folder", [POLICY_NOTE, _interval_note(rows)],
                  headline=True)

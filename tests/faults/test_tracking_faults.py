@@ -17,7 +17,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, kill_all, run_cli
 from mlflow import MlflowClient
 
 from benchmark.reporting import tracking
@@ -198,9 +198,5 @@ def test_ui_leaves_no_server_behind(tmp_path, store, how, trial):
         with socket.create_server(("127.0.0.1", port)):  # the port is free again
             pass
     finally:
-        for pid in server | {ui.pid}:  # nothing is left when it passed
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all(server | {ui.pid})  # nothing is left when it passed
         ui.wait()
