@@ -134,6 +134,26 @@ def test_results_that_appear_later_and_a_second_invocation(tmp_path, monkeypatch
     assert (first.info.status, second.info.status) == ("FINISHED", "FAILED")
 
 
+def test_a_parent_left_running_after_its_last_child_is_finished_by_the_next_log(tmp_path, monkeypatch):
+    """A log killed after its last child and before the parent's tables and status (CI met it) leaves the
+    parent RUNNING with nothing new to add; the next log must still finish it."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/logged-by-run.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    output = tmp_path / "run"
+    assert main([*CHANCE_RUN, "--output", str(output)]) == 0
+    summary = tracking.log_run(output, uri)
+    client = MlflowClient(tracking_uri=uri)
+    parent, = (run for run in client.search_runs([summary["experiment_id"]])
+               if "mlflow.parentRunId" not in run.data.tags)
+    finished = parent.info
+    client.update_run(parent.info.run_id, status="RUNNING")  # as the killed log left it
+    assert counts(tracking.log_run(output, uri)) == (0, 0, 2)
+    again = client.get_run(parent.info.run_id).info
+    assert finished.status == "FINISHED"
+    assert (again.status, again.end_time) == (finished.status, finished.end_time)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"plots", "tables"}
+
+
 def counts(summary):
     return summary["parents"], summary["children"], summary["skipped"]
 

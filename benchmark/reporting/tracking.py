@@ -358,8 +358,9 @@ def _log_invocation(client, experiment_id: str, store: RunStore, invocation: dic
         children[cell_id] = _log_cell(client, experiment_id, parent_id, store, result, scratch)
         summary["children"] += 1
 
-    if summary["parents"] + summary["children"] == added:  # logged before and nothing new: leave it as it is
-        return
+    if summary["parents"] + summary["children"] == added and parent.info.status != "RUNNING":
+        return  # logged before, completely, and nothing new: leave it as it is
+    # else new children, or a parent left RUNNING by a logging killed after its last child: finish it
     commits = sorted({c for r in results if (c := (r.get("provenance") or {}).get("git_commit"))})
     tags = {"git_commit": ", ".join(commits)} if commits else {}
     if len(commits) == 1:
