@@ -186,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="default %(default)s")
     ui.set_defaults(handler=cmd_ui)
 
+    predict = commands.add_parser(
+        "predict", help="segment your own video (or folder of frames) with your own class names",
+        description="Run one method on a video file or a folder of frames with the class names you give, and write "
+                    "each chosen frame's label map (palette PNG), an overlay video and predictions.json.")
+    predict.add_argument("input", type=pathlib.Path, help="a video file (mp4, mov, webm, ...) or a folder of frames")
+    predict.add_argument("--method", required=True, help="a registered or plugin method (see `list methods`)")
+    names = predict.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", help='the class names, comma-separated: "dog, frisbee, person"')
+    names.add_argument("--classes-file", type=pathlib.Path, help="a file of class names, one per line (or commas)")
+    predict.add_argument("--every", type=int, default=1, metavar="K", help="segment every K-th frame (default 1)")
+    predict.add_argument("--frames", default=None, metavar="A:B",
+                         help="segment frames A up to B (from 0; video methods still see the frames before A)")
+    predict.add_argument("--output", type=pathlib.Path, default=None,
+                         help="output folder (default results/predict/<input name>)")
+    predict.add_argument("--plugin", action="append", default=[], help="a .py file or module that defines methods")
+    predict.add_argument("--opt", action="append", default=[], metavar="NAME.KEY=VALUE", help="a method option")
+    predict.add_argument("--checkpoint", default=None, metavar="PATH", help="the method's weights")
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    predict.set_defaults(handler=cmd_predict)
+
     verify = commands.add_parser(
         "verify", help="check a method against outputs its reference code recorded (a fixture folder)",
         description="Run the method through the runner on a reference folder (e.g. made by the authors' code on "
@@ -452,6 +472,53 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 1
     print(f"mlflow UI for {uri}: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     return tracking.serve_ui(uri, args.host, args.port)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from benchmark import plan, predict, registry
+    from benchmark.data.footage import Selection, open_footage
+    from benchmark.interface import TrainableMethod
+    from benchmark.progress import Progress
+    from benchmark.runtime import resolve_device
+
+    load_plugins(args.plugin)
+    if args.classes_file is not None and not args.classes_file.is_file():
+        raise UsageError(f"--classes-file {args.classes_file}: no such file")
+    text = args.classes if args.classes is not None else args.classes_file.read_text()
+    vocabulary = predict.parse_classes(text, "--classes" if args.classes is not None else str(args.classes_file))
+    options = plan.parse_assignments(args.opt, "--opt")
+    stray = sorted(set(options) - {args.method})
+    if stray:
+        raise UsageError(f"--opt names {stray}; this runs only {args.method}")
+    resolved = plan.resolve_options(args.method, options)
+    cls = registry.get(args.method)
+    method = registry.create(args.method, **resolved)
+    checkpoint = args.checkpoint
+    if checkpoint is None and issubclass(cls, TrainableMethod) and cls.needs_checkpoint(resolved):
+        checkpoint = cls.default_checkpoint(resolved)
+        if checkpoint is None:
+            raise UsageError(f"{args.method} needs trained weights for these options: pass --checkpoint PATH "
+                             f"(train them with `python -m benchmark train --method {args.method}`)")
+    if checkpoint is not None:
+        if not pathlib.Path(checkpoint).is_file():
+            raise UsageError(f"--checkpoint {checkpoint}: no such file")
+        method.load(pathlib.Path(checkpoint))
+    output = args.output or pathlib.Path("results/predict") / args.input.stem
+    with tempfile.TemporaryDirectory(prefix="ovvss-footage-") as scratch:
+        video, footage = open_footage(args.input, Selection.parse(args.frames, args.every), pathlib.Path(scratch),
+                                      ahead="all" if method.video else "annotated")
+        print(f"{args.method} on {args.input}: {len(video.annotated)} of {footage['frames']} frames, "
+              f"{len(vocabulary)} names -> {output}", flush=True)
+        progress = Progress(len(video.annotated), args.input.name)
+        summary = predict.predict(method, video, vocabulary, output, resolve_device(args.device),
+                                  {**footage, "checkpoint": checkpoint}, progress)
+        progress.close()
+    present = sorted({name for frame in summary["frames"] for name in frame["areas"]} - {"none"})
+    print(f"wrote {len(summary['frames'])} label maps (labels/), overlay.mp4 and predictions.json to {output}; "
+          f"names found: {', '.join(present) or 'none'}")
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
