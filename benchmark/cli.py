@@ -476,6 +476,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import tempfile
+    import time
 
     from benchmark import plan, predict, registry
     from benchmark.data.footage import Selection, open_footage
@@ -507,8 +508,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         method.load(pathlib.Path(checkpoint))
     output = args.output or pathlib.Path("results/predict") / args.input.stem
     with tempfile.TemporaryDirectory(prefix="ovvss-footage-") as scratch:
+        started = time.perf_counter()
         video, footage = open_footage(args.input, Selection.parse(args.frames, args.every), pathlib.Path(scratch),
                                       ahead="all" if method.video else "annotated")
+        footage["decode_s"] = time.perf_counter() - started
         print(f"{args.method} on {args.input}: {len(video.annotated)} of {footage['frames']} frames, "
               f"{len(vocabulary)} names -> {output}", flush=True)
         progress = Progress(len(video.annotated), args.input.name)

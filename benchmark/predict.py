@@ -15,6 +15,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import pathlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -155,7 +156,10 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
     from benchmark.metrics import check_prediction
     from benchmark.store import atomic_write_json
 
+    started = time.perf_counter()
     method.setup(list(vocabulary), device)
+    timing = {"setup_s": time.perf_counter() - started}
+    started = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     writer = OverlayVideo(output / "overlay.mp4", footage.get("fps"))
     frames = []
@@ -178,8 +182,9 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
                 progress.update(1)
     finally:
         writer.close()
+    timing.update(frames=len(frames), frames_s=time.perf_counter() - started)  # segmenting and writing
     summary = {"vocabulary": list(vocabulary), "colours": {name: list(colour_of(name)) for name in vocabulary},
                "method": method.name, "provenance": method.provenance(), "footage": footage,
-               "frames": frames, "overlay": {"file": "overlay.mp4", "frames": writer.frames}}
+               "frames": frames, "overlay": {"file": "overlay.mp4", "frames": writer.frames}, "timing": timing}
     atomic_write_json(output / "predictions.json", summary)
     return summary
