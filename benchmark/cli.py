@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import sys
 
 DEFAULT_OUTPUT = pathlib.Path("results/runs/default")
@@ -119,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "configuration; tables show their mean ± standard deviation")
     run.add_argument("--vc-rule", default="vspw", choices=list(VC_RULES),
                      help="video-consistency windows: VSPW's official loop, the authors' copy, or every window")
+    run.add_argument("--save-predictions", action="store_true",
+                     help="write every annotated frame's label map under DIR/predictions/<cell>/, in each id space the "
+                          "dataset's own evaluation tools read (VSPW: reduced and raw ids; Cityscapes: labelIds and "
+                          "trainIds); finished cells without them are computed again")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
     run.add_argument("--wait-lock", action="store_true",
                      help="when another driver is running into --output, wait for it instead of refusing")
@@ -195,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     names = predict.add_mutually_exclusive_group(required=True)
     names.add_argument("--classes", help='the class names, comma-separated: "dog, frisbee, person"')
     names.add_argument("--classes-file", type=pathlib.Path, help="a file of class names, one per line (or commas)")
+    names.add_argument("--dataset", metavar="NAME[:SETTING]",
+                       help="the class names of a dataset setting (e.g. vspw:unseen); each map is also written in the "
+                            "dataset's own ids under ids/<format>/, as `run --save-predictions` writes them")
     predict.add_argument("--every", type=int, default=1, metavar="K", help="segment every K-th frame (default 1)")
     predict.add_argument("--frames", default=None, metavar="A:B",
                          help="segment frames A up to B (from 0; video methods still see the frames before A)")
@@ -255,7 +263,7 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import plan
+    from benchmark import plan, saved_predictions
     from benchmark.execution import executors
     from benchmark.execution.lock import driver_lock
     from benchmark.runner import RunContext
@@ -275,9 +283,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             for cell in made.cells:
                 store.result_path(cell.id).unlink(missing_ok=True)
                 store.clear_partial(cell.id)
-        todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"]
+                shutil.rmtree(saved_predictions.folder(store, cell.id), ignore_errors=True)
+        todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"
+                or args.save_predictions and not saved_predictions.complete(store, c.id)]
         print(f"{len(made.cells)} cells ({len(made.cells) - len(todo)} finished already) -> {args.output}")
-        context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device)
+        context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device,
+                             args.save_predictions)
         results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
         if results is None:  # submitted without waiting
             return 0
@@ -487,8 +498,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     load_plugins(args.plugin)
     if args.classes_file is not None and not args.classes_file.is_file():
         raise UsageError(f"--classes-file {args.classes_file}: no such file")
-    text = args.classes if args.classes is not None else args.classes_file.read_text()
-    vocabulary = predict.parse_classes(text, "--classes" if args.classes is not None else str(args.classes_file))
+    label_formats, card_map = [], None
+    if args.dataset is not None:
+        from benchmark.data import catalog
+
+        try:
+            name, setting = catalog.parse(args.dataset)
+            reader = catalog.reader(name)
+            setting = reader.setting(setting or reader.card["default_setting"])
+        except ValueError as error:
+            raise UsageError(f"--dataset {args.dataset!r}: {error}") from error
+        vocabulary, label_formats, card_map = setting.vocabulary, reader.label_formats(), setting.card_map
+    else:
+        text = args.classes if args.classes is not None else args.classes_file.read_text()
+        vocabulary = predict.parse_classes(text, "--classes" if args.classes is not None else str(args.classes_file))
     options = plan.parse_assignments(args.opt, "--opt")
     stray = sorted(set(options) - {args.method})
     if stray:
@@ -516,7 +539,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"{len(vocabulary)} names -> {output}", flush=True)
         progress = Progress(len(video.annotated), args.input.name)
         summary = predict.predict(method, video, vocabulary, output, resolve_device(args.device),
-                                  {**footage, "checkpoint": checkpoint}, progress)
+                                  {**footage, "checkpoint": checkpoint}, progress, label_formats, card_map)
         progress.close()
     present = sorted({name for frame in summary["frames"] for name in frame["areas"]} - {"none"})
     print(f"wrote {len(summary['frames'])} label maps (labels/), overlay.mp4 and predictions.json to {output}; "

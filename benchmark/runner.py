@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import registry, uncertainty
+from benchmark import registry, saved_predictions, uncertainty
 from benchmark.data import catalog
 from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
@@ -46,6 +46,7 @@ class RunContext:
     plugins: list[str] = field(default_factory=list)
     data_root: str | None = None
     device: str = "auto"
+    save_predictions: bool = False  # every annotated frame's map, in the dataset's own ids (saved_predictions)
 
 
 class CellFailure(Exception):
@@ -80,7 +81,9 @@ def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, sha
 def _run_cell(cell: Cell, context: RunContext, store: RunStore, shard: int, shards: int) -> dict[str, Any]:
     previous = store.read_result(cell.id)
     if previous is not None and previous.get("status") == "done":
-        return previous
+        if not context.save_predictions or saved_predictions.complete(store, cell.id):
+            return previous
+        log.info("cell %s: finished without saved predictions; computing it again to save them", cell.id)
     store.clear_shard(cell.id, shard, shards)  # this attempt's outcome replaces an earlier one's
     result: dict[str, Any] = {"cell": cell.to_dict(), "status": "running", "provenance": provenance(cell.seed)}
     result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins})
@@ -88,6 +91,12 @@ def _run_cell(cell: Cell, context: RunContext, store: RunStore, shard: int, shar
         result["provenance"]["shard"] = f"{shard} of {shards}"
     try:
         evaluation = open_evaluation(cell, context, result)
+        if context.save_predictions:
+            if not evaluation.label_formats:
+                raise CellFailure(f"{cell.dataset} declares no id space to save predictions in; run without "
+                                  "--save-predictions")
+            result["predictions"] = saved_predictions.describe(store, cell.id, evaluation.label_formats,
+                                                               evaluation.setting)
         _evaluate_videos(cell, context, store, evaluation, result, evaluation.videos[shard::shards])
         result["status"] = "done"
         if shards == 1:
@@ -171,7 +180,9 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     for warning in result["provenance"]["method"].get("warnings", []):
         log.warning("cell %s: %s", cell.id, warning)
 
-    done = store.saved_videos(cell.id)
+    files = saved_predictions.PredictionFiles(store, cell.id, evaluation.label_formats) \
+        if context.save_predictions else None
+    done = {name for name in store.saved_videos(cell.id) if files is None or files.saved(name)}
     if done:
         log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(done), len(evaluation.videos))
     todo = [record for record in records if record.name not in done]
@@ -183,7 +194,7 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
         seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
         showcase = Showcase(store.showcase_dir(cell.id), cell, setting, video) if record.name == first else None
-        state = _evaluate_video(method, cell, setting, record, video, progress, showcase)
+        state = _evaluate_video(method, cell, setting, record, video, progress, showcase, files)
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, state)
     progress.close()
@@ -236,6 +247,8 @@ def _publish(cell: Cell, store: RunStore, result: dict[str, Any]) -> None:
     """Write the cell's result; once it is finished, its per-video states are no longer needed."""
     store.write_result(result)
     if result["status"] == "done":
+        if "predictions" in result:  # after the result: a kill between the two finishes from the partial state
+            saved_predictions.publish(store, result)
         store.clear_partial(cell.id)
 
 
@@ -247,13 +260,16 @@ def trained_checkpoint(training: str) -> pathlib.Path:
 
 
 def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress,
-                    showcase: Showcase | None = None) -> dict[str, Any]:
+                    showcase: Showcase | None = None,
+                    files: saved_predictions.PredictionFiles | None = None) -> dict[str, Any]:
     confusion = ConfusionMatrix(len(setting.class_names))
     consistency = VideoConsistency(rule=cell.vc_rule)
     consistency.start_video(len(video.annotated))
     masks = read_ahead(read_mask, [record.masks[i] for i in video.annotated], PREFETCH_FRAMES)
     where = f"method {cell.method}, video {record.name}"
     method.take_counts()  # what setup or an earlier, failed attempt counted is not this video's
+    if files is not None:
+        files.start(record.name)
     try:
         maps = iter(method.segment(video))
     except Exception as error:
@@ -287,11 +303,15 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
         consistency.update(raw, prediction, record.mask_format.unscored)
         if showcase is not None:
             showcase.keep(index, truth, scored)
+        if files is not None:
+            files.write(record.name, video.frame_id(index), setting.card_labels(prediction))
         progress.update(1)
     if next(maps, None) is not None:
         raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")
     if showcase is not None:
         showcase.save()
+    if files is not None:
+        files.finish(record.name)
     return {"video": record.name, "frames": len(video.annotated),
             "confusion": _confusion_to_sparse(confusion), "vc": consistency.state(),
             "method_counts": method.take_counts()}

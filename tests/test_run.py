@@ -35,7 +35,7 @@ def test_oracle_plugin_scores_100_with_full_result_record(tmp_path):
         assert result["status"] == "done"
         cell = result["cell"]
         assert {"method", "dataset", "setting", "protocol", "options", "id"} <= set(cell)
-        assert cell["options"] == {"dataset": "synthetic", "delay": 0.0, "noise": 0.0}
+        assert cell["options"] == {"dataset": "synthetic", "delay": 0.0, "noise": 0.0, "abstain": 0.0}
         for key in ("mIoU", "fwIoU", "mAcc", "pAcc", "mIoU_mmseg", "VC_8", "VC_16"):
             assert result["metrics"][key] == 100, key
         some_class = next(iter(result["per_class"].values()))

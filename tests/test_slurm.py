@@ -93,12 +93,17 @@ def test_suite_runs_as_chunked_array_jobs_with_the_debug_executors_numbers(tmp_p
 
 
 def test_sharded_cell_equals_the_unsharded_one_exactly(tmp_path):
-    cell = ["--methods", "test-oracle", "--opt", "test-oracle.noise=0.3", "--datasets", "synthetic:all"]
+    cell = ["--methods", "test-oracle", "--opt", "test-oracle.noise=0.3", "--datasets", "synthetic:all",
+            "--save-predictions"]
     out = tmp_path / "sharded"
     run_cli("run", "--plugin", TEST_METHODS, *cell, *SLURM, "--shards", "3", "--output", out, check=0)
     (sharded,) = results(out).values()
-    (whole,) = results(debug_run(tmp_path, "whole", *cell)).values()
+    whole_out = debug_run(tmp_path, "whole", *cell)
+    (whole,) = results(whole_out).values()
     assert sharded["status"] == "done" and scored(sharded) == scored(whole)
+    maps = [{str(p.relative_to(run)): p.read_bytes() for p in (run / "predictions").rglob("*.png")} for run in (out, whole_out)]
+    assert maps[0] == maps[1] and len(maps[0]) == 2 * whole["counts"]["frames"]  # each shard's videos, both formats
+    assert (out / "predictions" / sharded["cell"]["id"] / "predictions.json").is_file()
     assert sharded["method_counts"]["noisy_pixels"] > 0
     assert [s["shard"] for s in sharded["provenance"]["shards"]] == ["0 of 3", "1 of 3", "2 of 3"]
     assert len({s["slurm_job_id"] for s in sharded["provenance"]["shards"]}) == 3

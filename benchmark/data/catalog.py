@@ -9,6 +9,7 @@ from typing import Any
 
 from benchmark.data.cards import default_data_root, load_card
 from benchmark.data.cityscapes import CityscapesReader
+from benchmark.data.label_formats import LabelFormat
 from benchmark.data.reader import DatasetReader
 from benchmark.data.records import VideoRecord, raise_problem
 from benchmark.data.settings import SETTINGS, EvalSetting
@@ -30,6 +31,7 @@ class Evaluation:
     split: str
     videos: list[VideoRecord]
     notes: list[str] = field(default_factory=list)
+    label_formats: list[LabelFormat] = field(default_factory=list)  # the ids its tools read predictions in
 
 
 def reader(name: str, options: Mapping[str, Any] | None = None) -> DatasetReader:
@@ -90,4 +92,5 @@ def open_evaluation(name: str, setting: str, protocol: str = "intended", data_ro
         raise dataset.not_found(data_root)
     dataset.check_files(root, raise_problem)  # a class list in another order would silently mislabel every class
     split = dataset.split
-    return Evaluation(eval_setting, root, split, dataset.read_videos(root, split), dataset.notes(root, split))
+    return Evaluation(eval_setting, root, split, dataset.read_videos(root, split), dataset.notes(root, split),
+                      dataset.label_formats())

@@ -18,6 +18,7 @@ import pathlib
 import re
 from typing import Any, ClassVar
 
+from benchmark.data.label_formats import LabelFormat
 from benchmark.data.reader import DatasetReader
 from benchmark.data.records import MaskFormat, Problem, Report, VideoRecord, raise_problem
 
@@ -47,6 +48,15 @@ class CityscapesReader(DatasetReader):
                                                  ignored=[i for i in range(34) if i not in label_ids] + [255])
         self.snippet_length = self.card["snippet_length"]
         self.annotated_index = self.card["annotated_index"]
+
+    def label_formats(self) -> list[LabelFormat]:
+        return [LabelFormat.from_ids("labelIds", self.card["label_ids"], 0, (
+                    "cityscapesScripts' evalPixelLevelSemanticLabeling (it finds each map by its "
+                    "<city>_<seq>_<frame> name anywhere under the folder); 0 ('unlabeled') where the method named "
+                    "no class, which it counts as a miss and no class's false positive")),
+                LabelFormat.from_ids("trainIds", range(len(self.card["classes"])), 255, (
+                    "trainId tools such as mmseg's Cityscapes metric: ids 0..18; 255 where the method named no "
+                    "class, which they count as a miss"))]
 
     def group_overrides(self) -> dict[str, list[str]]:
         novel = self.options["novel"]

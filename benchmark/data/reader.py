@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from benchmark import options as typed_options
 from benchmark.data.cards import default_data_root, load_card
+from benchmark.data.label_formats import LabelFormat
 from benchmark.data.records import Report, VideoRecord, raise_problem
 from benchmark.data.settings import EvalSetting, make_setting
 
@@ -96,6 +97,11 @@ class DatasetReader(abc.ABC):
 
     def check_files(self, root: pathlib.Path, report: Report) -> None:
         """Check dataset-wide files (e.g. the dataset's own class list) against the card."""
+
+    def label_formats(self) -> list[LabelFormat]:
+        """The id spaces this dataset's own evaluation tools read predictions in (`run --save-predictions`
+        writes one folder per format); none: predictions of this dataset cannot be saved."""
+        return []
 
     def notes(self, root: pathlib.Path, split: str) -> list[str]:
         """What a user should know about how this copy is read (e.g. single frames, no sequences)."""

@@ -50,6 +50,7 @@ class EvalSetting:
     class_names: list[str]          # the scored classes (confusion-matrix rows)
     label_map: np.ndarray           # card label (0..255) -> scored class or IGNORE
     prediction_map: np.ndarray      # vocabulary label (0..255) -> scored class, ABSTAIN kept
+    card_map: np.ndarray            # vocabulary label (0..255) -> card label, ABSTAIN -> IGNORE
     groups: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -63,6 +64,11 @@ class EvalSetting:
     def score_labels(self, prediction: np.ndarray) -> np.ndarray:
         """Vocabulary labels (already checked to lie in range) -> scored classes."""
         return self.prediction_map[prediction]
+
+    def card_labels(self, prediction: np.ndarray) -> np.ndarray:
+        """Vocabulary labels (already checked) -> card labels, IGNORE where the method named no class:
+        what a dataset's `LabelFormat` writes in its own ids."""
+        return self.card_map[prediction]
 
 
 def make_setting(card: Mapping[str, Any], setting: str, protocol: str = "intended", names: str | None = None,
@@ -94,6 +100,8 @@ def make_setting(card: Mapping[str, Any], setting: str, protocol: str = "intende
     vocabulary = [(raw_names if names == "raw" else shown)[c] for c in scored]
     prediction_map = np.full(256, ABSTAIN, dtype=np.int64)
     prediction_map[: len(vocabulary)] = np.arange(len(vocabulary))
+    card_map = np.full(256, IGNORE, dtype=np.uint8)
+    card_map[: len(vocabulary)] = list(scored)
     class_groups: dict[str, list[int]] = {}
     if setting == "all":
         if num_seen:
@@ -106,7 +114,9 @@ def make_setting(card: Mapping[str, Any], setting: str, protocol: str = "intende
         label_map[scored[-1]] = IGNORE
         vocabulary.append(BACKGROUND)
         prediction_map[len(class_names)] = len(class_names) - 1
-    return EvalSetting(dataset, setting, protocol, vocabulary, class_names, label_map, prediction_map, class_groups)
+        card_map[len(class_names)] = scored[-1]  # a saved map says what the authors' scoring counts it as
+    return EvalSetting(dataset, setting, protocol, vocabulary, class_names, label_map, prediction_map, card_map,
+                       class_groups)
 
 
 def _named_groups(card: Mapping[str, Any], override: Mapping[str, Sequence[str]] | None,

@@ -16,6 +16,7 @@ import json
 import pathlib
 from typing import Any, ClassVar
 
+from benchmark.data.label_formats import LabelFormat
 from benchmark.data.reader import DatasetReader
 from benchmark.data.records import MaskFormat, Problem, Report, VideoRecord, raise_problem
 
@@ -108,6 +109,19 @@ class VSPWLayoutReader(DatasetReader):
         labelled = split not in self.card.get("unlabelled_splits", [])
         records = (read_video(root, name, self.mask_format, report, labelled) for name in read_split(root, split, report))
         return [r for r in records if r is not None]
+
+    def label_formats(self) -> list[LabelFormat]:
+        # VSPW's own evaluator (eval_miou.py, iou_cal.py) reduces the ground truth (0 and 255 -> void, k -> k-1)
+        # and reads the prediction as it is, so it wants ids 0..N-1; it has no id for "no class" (a 255 there
+        # is counted as a wrong class, or overflows its bincount), hence the second folder in the masks' ids.
+        count = len(self.card["classes"])
+        return [LabelFormat.from_ids("reduced", range(count), 255, (
+                    f"VSPW's eval_miou.py / iou_cal.py and mmseg with reduce_zero_label: ids 0..{count - 1} "
+                    "(the raw id minus 1); 255 where the method named no class, which mmseg counts as a miss and "
+                    "VSPW's own scripts cannot count (they have no id for it)")),
+                LabelFormat.from_ids("raw", range(1, count + 1), 0, (
+                    f"the masks' own ids 1..{count}; 0 ('others') where the method named no class: read with the "
+                    "masks' rule (0 and 255 void, k -> k-1) on both sides, a 0 is a miss of the pixel's class"))]
 
     def check_files(self, root: pathlib.Path, report: Report) -> None:
         """label_num_dic_final.json, when present, must give every card class its raw id."""

@@ -38,9 +38,9 @@ class Oracle(Method):
 
     name = "test-oracle"
 
-    def __init__(self, dataset: str = "synthetic", delay: float = 0.0, noise: float = 0.0):
+    def __init__(self, dataset: str = "synthetic", delay: float = 0.0, noise: float = 0.0, abstain: float = 0.0):
         super().__init__()
-        self.dataset, self.delay, self.noise = dataset, delay, noise
+        self.dataset, self.delay, self.noise, self.abstain = dataset, delay, noise, abstain
 
     def setup(self, vocabulary, device):
         self.lookup = np.full(256, ABSTAIN, dtype=np.int64)
@@ -58,6 +58,8 @@ class Oracle(Method):
                 flip = torch.rand(labels.shape) < self.noise
                 labels[flip] = torch.randint(self.num_labels, (int(flip.sum()),))
                 self.count("noisy_pixels", int(flip.sum()))
+            if self.abstain:  # "none of these" on a share of pixels, scored ones included
+                labels[torch.rand(labels.shape) < self.abstain] = ABSTAIN
             yield labels
 
 
