@@ -6,6 +6,8 @@ Writes to its output folder:
     overlay.mp4          the chosen frames blended with the names' colours, a legend of the names present
     predictions.json     the vocabulary and colours, the method and its provenance, the footage, and per
                          frame the share of pixels of each name
+    ids/<format>/<frame>.png   with `--dataset`: each map in the dataset's own ids, one folder per id space
+                         its tools read (`benchmark.data.label_formats`), as `run --save-predictions` writes
 
 A name's colour depends on the name alone, so it is the same in every run and every vocabulary.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.data.label_formats import LabelFormat
 from benchmark.interface import ABSTAIN
 
 #: Overlay: how much of a labelled pixel's colour is the name's (the rest is the frame's).
@@ -150,9 +153,13 @@ class OverlayVideo:
 
 
 def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, device, footage: dict[str, Any],
-            progress=None) -> dict[str, Any]:
+            progress=None, label_formats: Sequence[LabelFormat] = (), card_map: np.ndarray | None = None) -> dict[str, Any]:
     """Run a loaded method over the video's chosen frames and write the label PNGs, the overlay video and
-    predictions.json to `output`; returns what predictions.json holds."""
+    predictions.json to `output`; returns what predictions.json holds. With `label_formats` (a dataset's,
+    the vocabulary being its setting's, whose `card_map` turns labels into card labels) each map is also
+    written in those id spaces."""
+    from PIL import Image
+
     from benchmark.metrics import check_prediction
     from benchmark.store import atomic_write_json
 
@@ -175,6 +182,10 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
             check_prediction(labels, len(vocabulary), image.shape[:2])
             frame_id = video.frame_id(index)
             save_labels(labels, vocabulary, output / "labels" / f"{frame_id}.png")
+            for label_format in label_formats:
+                path = output / "ids" / label_format.name / f"{frame_id}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(label_format.encode(card_map[labels])).save(path)
             shares = areas(labels, vocabulary)
             writer.add(with_legend(overlay(image, labels, vocabulary), [n for n in vocabulary if n in shares]))
             frames.append({"index": index, "frame": frame_id, "areas": shares})
@@ -186,5 +197,8 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
     summary = {"vocabulary": list(vocabulary), "colours": {name: list(colour_of(name)) for name in vocabulary},
                "method": method.name, "provenance": method.provenance(), "footage": footage,
                "frames": frames, "overlay": {"file": "overlay.mp4", "frames": writer.frames}, "timing": timing}
+    if label_formats:
+        card_labels = {name: int(card_map[k]) for k, name in enumerate(vocabulary)}
+        summary["ids"] = {f.name: f.describe(card_labels) for f in label_formats}
     atomic_write_json(output / "predictions.json", summary)
     return summary

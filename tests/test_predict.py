@@ -111,3 +111,22 @@ def test_selection_parses_what_users_write():
     assert Selection.parse(":3").indices(10) == [0, 1, 2]
     with pytest.raises(FootageError, match="expected A:B"):
         Selection.parse("1-5")
+
+
+def test_a_dataset_names_the_classes_and_the_maps_come_in_its_own_ids_too(synthetic_mp4, tmp_path):
+    """`--dataset synthetic:unseen`: the unseen names, and each map also in the ids VSPW's tools read."""
+    video, frames = synthetic_mp4
+    out = tmp_path / "pred"
+    run_cli("predict", video, "--method", "chance", "--dataset", "synthetic:unseen", "--frames", ":4", "--output", out,
+            check=0)
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["vocabulary"] == UNSEEN
+    assert summary["ids"]["reduced"]["ids"] == {name: 16 + k for k, name in enumerate(UNSEEN)}
+    for path in sorted((out / "labels").glob("*.png")):
+        labels = np.asarray(Image.open(path)).astype(np.int64)
+        reduced = np.asarray(Image.open(out / "ids" / "reduced" / path.name)).astype(np.int64)
+        raw = np.asarray(Image.open(out / "ids" / "raw" / path.name)).astype(np.int64)
+        assert np.array_equal(reduced, np.where(labels == 255, 255, labels + 16))
+        assert np.array_equal(raw, np.where(labels == 255, 0, labels + 17))
+    done = run_cli("predict", video, "--method", "chance", "--dataset", "synthetic:everything")
+    assert done.returncode == 2 and "unknown setting 'everything'" in done.stderr, done.stderr

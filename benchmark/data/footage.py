@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.data.vspw import frame_order
 from benchmark.interface import Video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
@@ -60,7 +61,8 @@ def open_footage(source: pathlib.Path, selection: Selection, scratch: pathlib.Pa
     (kind, frame count, frame rate, size). A video file is decoded into `scratch`."""
     source = pathlib.Path(source)
     if source.is_dir():
-        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+        paths = sorted((p for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()),
+                       key=frame_order)  # 9.png before 10.png: names that are numbers sort as numbers
         if not paths:
             raise FootageError(f"{source} holds no frames (image files ending in {', '.join(FRAME_SUFFIXES)}); "
                                "pass a folder of frames or a video file")
