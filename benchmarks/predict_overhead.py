@@ -1,13 +1,14 @@
 """What `predict` costs per frame over `run` for the same method: decoding a video file and encoding the
 overlay video and the label PNGs.
 
-    python benchmarks/predict_overhead.py [--method clip-cost-volume] [--videos 4] [--repeats 3]
+    python benchmarks/predict_overhead.py [--method clip-cost-volume] [--videos 4] [--size 480x853] [--repeats 3]
 
-Writes the synthetic world's first `--videos` validation videos as one mp4 (PyAV, H.264), then times,
-the same method over the same frames twice, set-up (model loading) left out of both: as `run` segments
-and scores them (the cell's `segment_s`, from its result) and as `predict` does (decoding the mp4, then
+Writes the synthetic world's first `--videos` validation videos (at `--size`, height x width) as one mp4
+(PyAV, H.264), then times the same method over the same frames, set-up (model loading) left out: as
+`run` segments and scores them (the cell's `segment_s`, from its result), as `run --save-predictions`
+does (also writing each map in both VSPW id spaces), and as `predict` does (decoding the mp4, then
 segmenting and writing each label PNG and overlay frame, from predictions.json's `timing`). Prints the
-median milliseconds per frame of each over `--repeats` and their difference.
+median milliseconds per frame of each over `--repeats` and the differences.
 """
 
 from __future__ import annotations
@@ -44,32 +45,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", default="clip-cost-volume")
     parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--size", default=None, metavar="HxW", help="frame size (default: the synthetic world's)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    records = list(synthetic.SyntheticReader().read_videos(synthetic.ensure(), "val"))[: args.videos]
+    options = {"videos": args.videos}
+    if args.size:
+        options["height"], options["width"] = (int(v) for v in args.size.split("x"))
+    reader = synthetic.SyntheticReader(options)
+    records = reader.read_videos(reader.locate(), "val")
     frames = [np.asarray(Image.open(p).convert("RGB")) for record in records for p in record.frames]
     names = ", ".join(load_card("synthetic")["classes"][16:])
-    run_s, predict_s = [], []
+    dataset_options = [item for key, value in options.items() for item in ("--dataset-opt", f"synthetic.{key}={value}")]
+    run_s, saving_s, predict_s = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         root = pathlib.Path(scratch)
         write_mp4(root / "footage.mp4", frames)
         for repeat in range(args.repeats):
-            out = root / f"run{repeat}"
-            subprocess.run([sys.executable, "-m", "benchmark", "run", "--methods", args.method, "--datasets",
-                            "synthetic:unseen", "--dataset-opt", f"synthetic.videos={args.videos}", "--output",
-                            str(out), "--no-tracking"], check=True, capture_output=True)
-            (result,) = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
-            run_s.append(result["timing"]["segment_s"] / result["timing"]["frames"])
+            for times, extra in ((run_s, []), (saving_s, ["--save-predictions"])):
+                out = root / f"run{repeat}{extra}"
+                subprocess.run([sys.executable, "-m", "benchmark", "run", "--methods", args.method, "--datasets",
+                                "synthetic:unseen", *dataset_options, "--output", str(out), "--no-tracking", *extra],
+                               check=True, capture_output=True)
+                (result,) = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+                times.append(result["timing"]["segment_s"] / result["timing"]["frames"])
             subprocess.run([sys.executable, "-m", "benchmark", "predict", str(root / "footage.mp4"), "--method",
                             args.method, "--classes", names, "--output", str(root / f"pred{repeat}")],
                            check=True, capture_output=True)
             summary = json.loads((root / f"pred{repeat}" / "predictions.json").read_text())
             timing = summary["timing"]
             predict_s.append((summary["footage"]["decode_s"] + timing["frames_s"]) / timing["frames"])
-    run, pred = statistics.median(run_s), statistics.median(predict_s)
+    run, saving, pred = (statistics.median(times) for times in (run_s, saving_s, predict_s))
     print(f"{args.method} on {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}, median of "
           f"{args.repeats}:")
     print(f"  run (segment + score, per frame):                    {1000 * run:.1f} ms")
+    print(f"  run --save-predictions (+ 2 PNGs per frame):         {1000 * saving:.1f} ms ({1000 * (saving - run):+.1f})")
     print(f"  predict (decode + segment + write, per frame):      {1000 * pred:.1f} ms")
     print(f"  predict - run (decoding the mp4, PNGs, overlay):     {1000 * (pred - run):+.1f} ms")
 

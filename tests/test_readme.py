@@ -2,6 +2,9 @@
 
 import json
 import re
+import shlex
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -131,3 +134,15 @@ def test_the_readme_fault_table_lists_every_fault_of_the_suite_all_survived():
               for name in re.findall(r'pytest\.mark\.fault\(\s*"([^"]+)"', path.read_text())}
     assert faults and set(rows) == faults
     assert all(count.split("/")[0] == count.split("/")[1] for count in rows.values()), rows
+
+
+def test_the_readme_predict_example_runs_on_a_video_it_makes(tmp_path):
+    script = re.search(r"<!-- readme-predict:start -->\n```python\n(.*?)```", README, re.S).group(1)
+    (tmp_path / "street.py").write_text(script)
+    subprocess.run([sys.executable, "street.py"], cwd=tmp_path, check=True, timeout=300)
+    command = re.search(r"^python -m benchmark (predict street\.mp4 .*)$", README, re.M).group(1)
+    run_cli(*shlex.split(command), cwd=tmp_path, check=0)
+    out = tmp_path / "results" / "predict" / "street"
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["overlay"]["frames"] == len(summary["frames"]) == len(list((out / "labels").glob("*.png"))) > 0
+    assert summary["footage"]["kind"] == "video"
