@@ -27,11 +27,14 @@ from PIL import Image
 
 
 def write_mp4(path: pathlib.Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    """H.264 in 4:2:0 wants even sizes: an odd side (VSPW's 853) gets one more column or row, edge-padded."""
+    height, width = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.pix_fmt = "yuv420p"
-        stream.height, stream.width = frames[0].shape[:2]
+        stream.height, stream.width = height + height % 2, width + width % 2
         for frame in frames:
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
