@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import av
 import numpy as np
@@ -39,6 +40,23 @@ def write_mp4(path: pathlib.Path, frames: list[np.ndarray], fps: int = 10) -> No
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def time_saving_maps(reader, record, folder: pathlib.Path, repeats: int = 20) -> float:
+    """Seconds to write one frame's maps in every format, as `run --save-predictions` does (a ground-truth
+    mask stands in for a prediction: both are mostly flat regions, which is what PNG compresses)."""
+    from benchmark.data.records import read_mask
+    from benchmark.saved_predictions import PredictionFiles
+    from benchmark.store import RunStore
+
+    path = record.masks[record.annotated[0]]
+    card_labels = record.mask_format.decode(read_mask(path), path)
+    files = PredictionFiles(RunStore(folder), "cell", reader.label_formats())
+    files.start(record.name)
+    started = time.perf_counter()
+    for k in range(repeats):
+        files.write(record.name, f"{k:08d}", card_labels)
+    return (time.perf_counter() - started) / repeats
 
 
 def main() -> None:
@@ -77,11 +95,13 @@ def main() -> None:
             summary = json.loads((root / f"pred{repeat}" / "predictions.json").read_text())
             timing = summary["timing"]
             predict_s.append((summary["footage"]["decode_s"] + timing["frames_s"]) / timing["frames"])
+        maps_s = time_saving_maps(reader, records[0], root / "maps")
     run, saving, pred = (statistics.median(times) for times in (run_s, saving_s, predict_s))
     print(f"{args.method} on {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}, median of "
           f"{args.repeats}:")
     print(f"  run (segment + score, per frame):                    {1000 * run:.1f} ms")
     print(f"  run --save-predictions (+ 2 PNGs per frame):         {1000 * saving:.1f} ms ({1000 * (saving - run):+.1f})")
+    print(f"    its maps alone (a frame's 2 PNGs, timed apart):    {1000 * maps_s:.1f} ms")
     print(f"  predict (decode + segment + write, per frame):      {1000 * pred:.1f} ms")
     print(f"  predict - run (decoding the mp4, PNGs, overlay):     {1000 * (pred - run):+.1f} ms")
 
