@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data.label_formats import LabelFormat
+from benchmark.data.label_formats import LabelFormat, describe_formats
 from benchmark.interface import ABSTAIN
 
 #: Overlay: how much of a labelled pixel's colour is the name's (the rest is the frame's).
@@ -198,7 +198,6 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
                "method": method.name, "provenance": method.provenance(), "footage": footage,
                "frames": frames, "overlay": {"file": "overlay.mp4", "frames": writer.frames}, "timing": timing}
     if label_formats:
-        card_labels = {name: int(card_map[k]) for k, name in enumerate(vocabulary)}
-        summary["ids"] = {f.name: f.describe(card_labels) for f in label_formats}
+        summary["ids"] = describe_formats(label_formats, vocabulary, card_map)
     atomic_write_json(output / "predictions.json", summary)
     return summary

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data.label_formats import LabelFormat
+from benchmark.data.label_formats import LabelFormat, describe_formats
 from benchmark.data.settings import EvalSetting
 from benchmark.store import RunStore, atomic_write_json, writing
 
@@ -36,9 +36,8 @@ def complete(store: RunStore, cell_id: str) -> bool:
 def describe(store: RunStore, cell_id: str, formats: list[LabelFormat], setting: EvalSetting) -> dict[str, Any]:
     """What a cell result records of its saved maps (and `predictions.json` holds): each format's id of
     each scored class."""
-    card_labels = {name: int(setting.card_map[k]) for k, name in enumerate(setting.class_names)}
     return {"folder": str(folder(store, cell_id).relative_to(store.root)), "layout": "<format>/<video>/<frame>.png",
-            "formats": {f.name: f.describe(card_labels) for f in formats}}
+            "formats": describe_formats(formats, setting.class_names, setting.card_map)}
 
 
 def publish(store: RunStore, result: dict[str, Any]) -> None:

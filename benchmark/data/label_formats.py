@@ -41,3 +41,9 @@ class LabelFormat:
         """The id of each named class (given by its card label), the abstain id and who reads them."""
         return {"ids": {name: int(self.ids[label]) for name, label in card_labels.items()}, "abstain": self.abstain,
                 "read_by": self.read_by}
+
+
+def describe_formats(formats: Sequence[LabelFormat], names: Sequence[str], card_map: np.ndarray) -> dict[str, dict]:
+    """For each format, the id of each name (the k-th name's card label is `card_map[k]`)."""
+    card_labels = {name: int(card_map[k]) for k, name in enumerate(names)}
+    return {label_format.name: label_format.describe(card_labels) for label_format in formats}
