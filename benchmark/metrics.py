@@ -31,6 +31,15 @@ class PredictionError(ValueError):
     """A prediction with the wrong shape, type or labels."""
 
 
+def as_label_map(prediction: Any) -> np.ndarray:
+    """A label map a method yielded (a tensor, on any device) as a numpy array; PredictionError otherwise."""
+    if hasattr(prediction, "detach"):
+        prediction = prediction.detach().cpu().numpy()
+    if not isinstance(prediction, np.ndarray):
+        raise PredictionError(f"segment() yielded a {type(prediction).__name__}; expected an integer torch.Tensor [H, W]")
+    return prediction
+
+
 def check_prediction(prediction: np.ndarray, num_labels: int, shape: tuple[int, int]) -> None:
     """Raise PredictionError unless `prediction` is an integer map of `shape` with labels in
     [0, num_labels) or ABSTAIN."""

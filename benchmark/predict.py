@@ -158,9 +158,7 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
     predictions.json to `output`; returns what predictions.json holds. With `label_formats` (a dataset's,
     the vocabulary being its setting's, whose `card_map` turns labels into card labels) each map is also
     written in those id spaces."""
-    from PIL import Image
-
-    from benchmark.metrics import check_prediction
+    from benchmark.metrics import as_label_map, check_prediction
     from benchmark.store import atomic_write_json
 
     started = time.perf_counter()
@@ -177,7 +175,7 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
             if labels is None:
                 raise ValueError(f"method {method.name} yielded fewer label maps than the {len(video.annotated)} "
                                  "chosen frames")
-            labels = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+            labels = as_label_map(labels)
             image = video.frame(index).permute(1, 2, 0).numpy()
             check_prediction(labels, len(vocabulary), image.shape[:2])
             frame_id = video.frame_id(index)
@@ -185,7 +183,7 @@ def predict(method, video, vocabulary: Sequence[str], output: pathlib.Path, devi
             for label_format in label_formats:
                 path = output / "ids" / label_format.name / f"{frame_id}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(label_format.encode(card_map[labels])).save(path)
+                label_format.save(card_map[labels], path)
             shares = areas(labels, vocabulary)
             writer.add(with_legend(overlay(image, labels, vocabulary), [n for n in vocabulary if n in shares]))
             frames.append({"index": index, "frame": frame_id, "areas": shares})

@@ -26,7 +26,7 @@ from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
 from benchmark.data.records import MASK_SIZE_FIX, DatasetError, VideoRecord, read_mask
 from benchmark.interface import Video
-from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
+from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, as_label_map, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
 from benchmark.runtime import resolve_device, seed_everything
@@ -289,7 +289,7 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
         except DatasetError as error:
             raise CellFailure(f"{frame}: {error}") from error
         try:
-            prediction = _as_array(prediction)
+            prediction = as_label_map(prediction)
             check_prediction(prediction, len(setting.vocabulary), raw.shape)
         except PredictionError as error:
             image_shape = tuple(video.frame(index).shape[1:])
@@ -353,14 +353,6 @@ class Showcase:
 def _class_image(classes: np.ndarray) -> np.ndarray:
     """Scored classes (IGNORE or any value above 254 = not scored) as an 8-bit image, 255 = not scored."""
     return np.where((classes >= 0) & (classes < 255), classes, 255).astype(np.uint8)
-
-
-def _as_array(prediction: Any) -> np.ndarray:
-    if hasattr(prediction, "detach"):
-        prediction = prediction.detach().cpu().numpy()
-    if not isinstance(prediction, np.ndarray):
-        raise PredictionError(f"segment() yielded a {type(prediction).__name__}; expected an integer torch.Tensor [H, W]")
-    return prediction
 
 
 def _confusion_to_sparse(confusion: ConfusionMatrix) -> list[list[int]]:

@@ -69,12 +69,10 @@ class PredictionFiles:
                 path.mkdir(parents=True)
 
     def write(self, video: str, frame_id: str, card_labels: np.ndarray) -> None:
-        from PIL import Image
-
         for label_format in self.formats:
             path = self.staging / video / label_format.name / f"{frame_id}.png"
             with writing(path):
-                Image.fromarray(label_format.encode(card_labels)).save(path)  # uint8 [H, W]: mode L
+                label_format.save(card_labels, path)
 
     def finish(self, video: str) -> None:
         """Move the video's staged maps into place, replacing an earlier attempt's."""

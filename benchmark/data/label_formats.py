@@ -8,6 +8,7 @@ for "no class". `run --save-predictions` writes every format its dataset declare
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,12 @@ class LabelFormat:
     def encode(self, card_labels: np.ndarray) -> np.ndarray:
         """Card labels (0..N-1, or IGNORE for "none of these") -> uint8 ids of this format."""
         return self.ids[card_labels]
+
+    def save(self, card_labels: np.ndarray, path: pathlib.Path) -> None:
+        """The map in this format's ids as an 8-bit PNG (mode L), as the dataset's tools read it."""
+        from PIL import Image
+
+        Image.fromarray(self.encode(card_labels)).save(path)
 
     def describe(self, card_labels: dict[str, int]) -> dict:
         """The id of each named class (given by its card label), the abstain id and who reads them."""
