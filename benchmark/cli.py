@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "dataset's own evaluation tools read (VSPW: reduced and raw ids; Cityscapes: labelIds and "
                           "trainIds); finished cells without them are computed again")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
+    run.add_argument("--reuse-stale", action="store_true",
+                     help="take finished cells as done even when their method's code changed since (by default they "
+                          "are computed again)")
     run.add_argument("--wait-lock", action="store_true",
                      help="when another driver is running into --output, wait for it instead of refusing")
     run.add_argument("--tracking-uri", default=None, metavar="URI",
@@ -263,10 +266,11 @@ def load_plugins(given: list[str]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import plan, saved_predictions
+    from benchmark import plan, registry, saved_predictions
+    from benchmark.code_identity import changed_files, method_code
     from benchmark.execution import executors
     from benchmark.execution.lock import driver_lock
-    from benchmark.runner import RunContext
+    from benchmark.runner import RunContext, stale
     from benchmark.store import RunStore
 
     request = _request(args, evaluate=True)
@@ -284,11 +288,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 store.result_path(cell.id).unlink(missing_ok=True)
                 store.clear_partial(cell.id)
                 shutil.rmtree(saved_predictions.folder(store, cell.id), ignore_errors=True)
-        todo = [c for c in made.cells if (store.read_result(c.id) or {}).get("status") != "done"
+        codes = {name: method_code(registry.get(name)) for name in {c.method for c in made.cells}}
+        finished = {c.id: r for c in made.cells if (r := store.read_result(c.id) or {}).get("status") == "done"}
+        changed = [c for c in made.cells if c.id in finished and stale(finished[c.id], codes[c.method])]
+        todo = [c for c in made.cells if c.id not in finished or not args.reuse_stale and c in changed
                 or args.save_predictions and not saved_predictions.complete(store, c.id)]
         print(f"{len(made.cells)} cells ({len(made.cells) - len(todo)} finished already) -> {args.output}")
+        if changed:
+            methods = sorted({c.method for c in changed})
+            files = sorted({f for c in changed for f in changed_files(finished[c.id]["provenance"]["method_code"],
+                                                                       codes[c.method])})
+            print(f"{len(changed)} finished cells of {', '.join(methods)} were computed by other code than now "
+                  f"({', '.join(files[:6])}{' ...' if len(files) > 6 else ''} changed): "
+                  + ("kept, as --reuse-stale asks" if args.reuse_stale else
+                     "computing them again (--reuse-stale keeps their old results)"))
         context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device,
-                             args.save_predictions)
+                             args.save_predictions, args.reuse_stale)
         results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
         if results is None:  # submitted without waiting
             return 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import registry, saved_predictions, uncertainty
+from benchmark.code_identity import changed_files, method_code
 from benchmark.data import catalog
 from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
@@ -47,6 +48,7 @@ class RunContext:
     data_root: str | None = None
     device: str = "auto"
     save_predictions: bool = False  # every annotated frame's map, in the dataset's own ids (saved_predictions)
+    reuse_stale: bool = False  # take finished cells as done even when their method's code changed since
 
 
 class CellFailure(Exception):
@@ -79,14 +81,20 @@ def run_cell(cell_data: dict[str, Any], context: RunContext, shard: int = 0, sha
 
 
 def _run_cell(cell: Cell, context: RunContext, store: RunStore, shard: int, shards: int) -> dict[str, Any]:
+    load_plugins(context)
+    code = method_code(registry.get(cell.method))
     previous = store.read_result(cell.id)
     if previous is not None and previous.get("status") == "done":
-        if not context.save_predictions or saved_predictions.complete(store, cell.id):
+        changed = not context.reuse_stale and stale(previous, code)
+        if not changed and (not context.save_predictions or saved_predictions.complete(store, cell.id)):
             return previous
-        log.info("cell %s: finished without saved predictions; computing it again to save them", cell.id)
+        log.info("cell %s: %s; computing it again", cell.id, f"its method's code changed since it finished "
+                 f"({', '.join(changed_files(previous['provenance']['method_code'], code)[:5])})" if changed
+                 else "finished without saved predictions")
     store.clear_shard(cell.id, shard, shards)  # this attempt's outcome replaces an earlier one's
     result: dict[str, Any] = {"cell": cell.to_dict(), "status": "running", "provenance": provenance(cell.seed)}
-    result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins})
+    result["provenance"].update({"device": context.device, "data_root": context.data_root, "plugins": context.plugins,
+                                 "method_code": code})
     if shards > 1:
         result["provenance"]["shard"] = f"{shard} of {shards}"
     try:
@@ -149,9 +157,20 @@ def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) ->
     return result
 
 
-def open_evaluation(cell: Cell, context: RunContext, result: dict[str, Any]):
+def load_plugins(context: RunContext) -> None:
     for plugin in context.plugins:
         registry.load_plugin(plugin)
+
+
+def stale(result: dict[str, Any], code: dict[str, Any]) -> bool:
+    """Whether a result (or a video's state) was computed by other code than `code` (a result from before
+    the harness recorded it cannot tell, and is taken as it is)."""
+    recorded = (result.get("provenance") or {}).get("method_code") or result.get("method_code")
+    return recorded is not None and recorded["sha256"] != code["sha256"]
+
+
+def open_evaluation(cell: Cell, context: RunContext, result: dict[str, Any]):
+    load_plugins(context)
     data_root = pathlib.Path(context.data_root) if context.data_root else None
     evaluation = catalog.open_evaluation(cell.dataset, cell.setting, cell.protocol, data_root, cell.dataset_options)
     setting = evaluation.setting
@@ -183,6 +202,12 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     files = saved_predictions.PredictionFiles(store, cell.id, evaluation.label_formats) \
         if context.save_predictions else None
     done = {name for name in store.saved_videos(cell.id) if files is None or files.saved(name)}
+    code = result["provenance"]["method_code"]
+    outdated = {name for name, state in store.load_video_states(cell.id).items() if stale(state, code)} if done else set()
+    if outdated:
+        log.info("cell %s: %d saved videos were computed by other code of the method; computing them again",
+                 cell.id, len(outdated))
+        done -= outdated
     if done:
         log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(done), len(evaluation.videos))
     todo = [record for record in records if record.name not in done]
@@ -194,7 +219,7 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
         seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
         showcase = Showcase(store.showcase_dir(cell.id), cell, setting, video) if record.name == first else None
-        state = _evaluate_video(method, cell, setting, record, video, progress, showcase, files)
+        state = {**_evaluate_video(method, cell, setting, record, video, progress, showcase, files), "method_code": code}
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, state)
     progress.close()
