@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", type=pathlib.Path, default=None,
                        help="training folder (default results/train/METHOD__DATASET-SETTING__PROTOCOL__HASH)")
     train.add_argument("--fresh", action="store_true", help="discard the folder's saved state and start again")
+    train.add_argument("--reuse-stale", action="store_true",
+                       help="take the folder's weights (or resume from them) even when the method's code changed since "
+                            "it started")
     train.add_argument("--wait-lock", action="store_true",
                        help="when another driver is training into the folder, wait for it instead of refusing")
     train.set_defaults(handler=cmd_train)
@@ -288,6 +291,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 store.result_path(cell.id).unlink(missing_ok=True)
                 store.clear_partial(cell.id)
                 shutil.rmtree(saved_predictions.folder(store, cell.id), ignore_errors=True)
+        if not args.reuse_stale:
+            _refuse_stale_trainings(made.trainings, "delete the folder to train again")
         codes = {name: method_code(registry.get(name)) for name in {c.method for c in made.cells}}
         finished = {c.id: r for c in made.cells if (r := store.read_result(c.id) or {}).get("status") == "done"}
         changed = [c for c in made.cells if c.id in finished and stale(finished[c.id], codes[c.method])]
@@ -378,6 +383,21 @@ def _announce(result: dict) -> None:
     print(f"[{result['status']}] {result['cell']['id']}: {shown}", flush=True)
 
 
+def _refuse_stale_trainings(trainings, fix: str) -> None:
+    """UsageError when a training folder was started by other code of its method than now: its weights
+    (or the state it would resume from) are not what this code trains."""
+    from benchmark import registry
+    from benchmark.code_identity import method_code
+    from benchmark.execution.training import changed_code
+
+    for planned in trainings:
+        folder = pathlib.Path(planned.context.folder)
+        changed = changed_code(folder, method_code(registry.get(planned.training.method)))
+        if changed:
+            raise UsageError(f"training {folder} was made by other code of {planned.training.method} than now "
+                             f"({', '.join(changed[:6])} changed since): {fix}, or keep its weights with --reuse-stale")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -388,6 +408,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     planned = plan.make(_request(args, evaluate=False)).trainings[0]
     folder = args.output.resolve() if args.output else pathlib.Path(planned.context.folder)
     with driver_lock(folder, args.wait_lock):
+        if not (args.fresh or args.reuse_stale):
+            _refuse_stale_trainings([replace(planned, context=replace(planned.context, folder=str(folder)))],
+                                    "train again from scratch with --fresh")
         if args.fresh:
             for stale in ("last.pt", "loss.csv", "final.pt", TRAINED):
                 (folder / stale).unlink(missing_ok=True)

@@ -4,7 +4,7 @@ means the next run computes the cell again instead of reporting the old numbers 
 import json
 import os
 
-from conftest import run_cli
+from conftest import TEST_METHODS, run_cli
 
 from benchmark import registry
 from benchmark.code_identity import method_code
@@ -69,3 +69,25 @@ def test_a_built_in_methods_code_follows_its_imports_and_leaves_the_harness_out(
     assert {"methods/ov2vss/method.py", "methods/ov2vss/model.py", "methods/clip.py"} <= set(files)
     assert not any(name.startswith("benchmark/") for name in files)
     assert method_code(registry.get("chance"))["files"].keys() == {"methods/chance.py"}
+
+
+def test_a_training_made_by_other_code_is_not_reused_unless_told(tmp_path):
+    plugin = tmp_path / "trainable.py"
+    plugin.write_text(TEST_METHODS.read_text())
+    train = ["train", "--method", "test-trainable", "--dataset", "synthetic:seen", "--plugin", plugin,
+             "--output", tmp_path / "training"]
+    run_cli(*train, check=0)
+    config = json.loads((tmp_path / "training" / "config.json").read_text())
+    assert config["method_code"]["files"].keys() == {"trainable.py"}
+
+    plugin.write_text(plugin.read_text() + "\n# an edit\n")
+    refused = run_cli(*train)
+    assert refused.returncode == 2
+    assert "was made by other code of test-trainable than now (trainable.py changed since)" in refused.stderr
+    assert "--fresh" in refused.stderr and "--reuse-stale" in refused.stderr
+    run_cli(*train, "--reuse-stale", check=0)
+    run_cli(*train, "--fresh", check=0)  # trains again, with the code of now
+    trained = json.loads((tmp_path / "training" / "trained.json").read_text())
+    assert trained["method_code"] == json.loads((tmp_path / "training" / "config.json").read_text())["method_code"]
+    assert trained["method_code"]["sha256"] != config["method_code"]["sha256"]
+    run_cli(*train, check=0)  # the same code as the folder's: its weights are taken as they are

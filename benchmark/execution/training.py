@@ -15,6 +15,7 @@ import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmark.code_identity import changed_files, method_code
 from benchmark.store import atomic_write_json, now, read_json
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,23 @@ def run_training(training_data: dict[str, Any], context: TrainContext) -> str:
                               training.dataset_options)
     log.info("training %s on %s -> %s", training.method, train_set, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "config.json", {**training.to_dict(), "argv": context.argv})
+    code = method_code(registry.get(training.method))
+    atomic_write_json(folder / "config.json", {**training.to_dict(), "argv": context.argv, "method_code": code})
     seed_everything(training.seed)
     method = registry.create(training.method, **training.options)
     method.setup(train_set.vocabulary, device)
     checkpoint = pathlib.Path(method.fit(train_set, train_set.vocabulary, folder)).resolve()
-    atomic_write_json(finished, {"checkpoint": str(checkpoint), "finished": now(), **method.training_summary()})
+    atomic_write_json(finished, {"checkpoint": str(checkpoint), "finished": now(), "method_code": code,
+                                 **method.training_summary()})
     return str(checkpoint)
+
+
+def changed_code(folder: pathlib.Path, code: dict[str, Any]) -> list[str]:
+    """The method's files that changed since the training run in `folder` started, or [] (also for a
+    folder that records no code: nothing started yet, or a run from before the harness recorded it)."""
+    config = folder / "config.json"
+    recorded = read_json(config).get("method_code") if config.is_file() else None
+    return [] if recorded is None or recorded["sha256"] == code["sha256"] else changed_files(recorded, code)
 
 
 def read_trained(folder: pathlib.Path) -> pathlib.Path:
