@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     listing = commands.add_parser("list", help="list methods, datasets or suites")
-    listing.add_argument("what", choices=["methods", "datasets", "suites"])
+    listing.add_argument("what", choices=["methods", "datasets", "suites", "options"])
+    listing.add_argument("method", nargs="?", help="with `options`: the method whose options to list")
     listing.add_argument("--plugin", action="append", default=[], help="also list the methods this file or module defines")
     listing.add_argument("--data-root", type=pathlib.Path, default=None)
     listing.set_defaults(handler=cmd_list)
@@ -421,6 +422,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_options(args: argparse.Namespace) -> int:
+    """Each option of a method: its type, its default and its help (`--opt NAME.KEY=VALUE` sets it)."""
+    from benchmark import options, registry
+
+    if not args.method:
+        raise UsageError("list options: name the method, e.g. `python -m benchmark list options sam-clip`")
+    for plugin in args.plugin:
+        registry.load_plugin(plugin)
+    try:
+        cls = registry.get(args.method)
+    except registry.UnknownMethodError as error:
+        raise UsageError(str(error)) from error
+    types, _ = options.method_types(cls)
+    defaults = cls.default_options()
+    if not defaults:
+        print(f"{args.method} takes no options")
+    for key, default in defaults.items():
+        shown = default if isinstance(default, str) else json.dumps(default)  # as --opt takes it (YAML)
+        print(f"--opt {args.method}.{key}={shown}  ({options.describe(types[key])})")
+        if cls.option_help.get(key):
+            print(f"      {cls.option_help[key]}")
+    print("meanings and recipes: docs/methods.md")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from benchmark import registry
 
@@ -430,6 +456,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, source in registry.available().items():
             print(f"{name:24s} {registry.describe(name)}  [{source}]")
         return 0
+    if args.what == "options":
+        return _list_options(args)
     if args.what == "suites":
         from benchmark import suites
 
@@ -519,7 +547,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except tracking.TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"mlflow UI for {uri}: http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    page = tracking.runs_page(uri, args.host, args.port)
+    print(f"mlflow UI for {uri}: {page}{'' if '#' in page else ' (no run logged yet)'} (Ctrl-C stops it)", flush=True)
     return tracking.serve_ui(uri, args.host, args.port)
 
 

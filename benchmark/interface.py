@@ -135,6 +135,8 @@ class Method(abc.ABC):
     name: ClassVar[str]
     #: True when the method uses frames other than the one it labels.
     video: ClassVar[bool] = False
+    #: A line of help per option, shown by `python -m benchmark list options NAME`.
+    option_help: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

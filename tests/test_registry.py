@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark import ImageMethod, Method, registry
-from conftest import REPO, TEST_METHODS
+from conftest import REPO, TEST_METHODS, run_cli
 
 
 def test_defining_a_subclass_registers_it():
@@ -97,3 +97,13 @@ def test_builtins_import_lazily_and_entry_points_are_found(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_list_options_shows_each_option_with_its_type_default_and_help():
+    done = run_cli("list", "options", "test-oracle", "--plugin", TEST_METHODS, check=0)
+    lines = done.stdout.splitlines()
+    assert "--opt test-oracle.dataset=synthetic  (a string)" in lines
+    assert lines[lines.index("--opt test-oracle.noise=0.0  (a number)") + 1].strip() == "share of pixels given a random label"
+    assert "--opt chance.seed=0  (an integer)" in run_cli("list", "options", "chance", check=0).stdout
+    unknown = run_cli("list", "options", "no-such-method")
+    assert unknown.returncode == 2 and "unknown method 'no-such-method'" in unknown.stderr

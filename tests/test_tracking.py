@@ -284,7 +284,8 @@ def test_ui_serves_the_store_and_stops_with_its_workers(logged, tmp_path):
                 if ui.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the UI did not answer at {address} (exit {ui.poll()}):\n{log.read_text()}")
                 time.sleep(0.25)
-        assert f"mlflow UI for {logged.uri}: {address} (Ctrl-C stops it)" in log.read_text()
+        experiment = logged.summaries[0]["experiment_id"]  # the runs' page, not the root's GenAI page
+        assert f"mlflow UI for {logged.uri}: {address}/#/experiments/{experiment}/runs (Ctrl-C stops it)" in log.read_text()
         child = logged.children[0].info.run_id
         with urllib.request.urlopen(f"{address}/ajax-api/2.0/mlflow/artifacts/list?run_id={child}") as listing:
             assert "per_class.csv" in {entry["path"] for entry in json.load(listing)["files"]}

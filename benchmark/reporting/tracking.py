@@ -231,6 +231,14 @@ def port_in_use(host: str, port: int) -> bool:
         return error.errno == errno.EADDRINUSE
 
 
+def runs_page(uri: str, host: str, port: int, experiment: str = DEFAULT_EXPERIMENT) -> str:
+    """The UI's page of the harness's runs; the server's root opens mlflow's GenAI page, which shows none."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    return f"http://{host}:{port}/" + (f"#/experiments/{found.experiment_id}/runs" if found else "")
+
+
 def serve_ui(uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Run the mlflow UI in the foreground until it exits, or until this process gets Ctrl-C, SIGTERM or
     SIGHUP (its terminal closed), or dies, even of SIGKILL (on Linux); either way the server and all its

@@ -37,6 +37,7 @@ class Oracle(Method):
     """Reads the ground truth from disk: 100 on every setting (a harness check, not a method)."""
 
     name = "test-oracle"
+    option_help = {"noise": "share of pixels given a random label", "abstain": "share of pixels left unnamed"}
 
     def __init__(self, dataset: str = "synthetic", delay: float = 0.0, noise: float = 0.0, abstain: float = 0.0):
         super().__init__()
