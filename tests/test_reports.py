@@ -59,7 +59,7 @@ def test_every_table_is_written_in_three_formats(paper_run):
         assert all(rule in latex for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{"))
     caption = (run / "tables" / "table1.md").read_text().splitlines()[0]
     assert "protocol intended" in caption and "classes with ground-truth pixels" in caption
-    assert "synthetic stand-in" in caption
+    assert "a stand-in for VSPW" in caption
 
 
 @pytest.mark.parametrize("table", ["table1", "table2"])
@@ -84,20 +84,19 @@ def test_comparison_rows_are_the_cells_beside_the_published_numbers(paper_run, t
             assert row[metric] == pytest.approx(metrics[metric], abs=1e-4)
             low, high = cells[row["cell"]]["intervals"][metric]
             assert [row[f"{metric}_low"], row[f"{metric}_high"]] == pytest.approx([low, high], abs=1e-4)
-            if len(reference):
-                printed = float(reference[metric].iloc[0])
-                assert row[f"{metric}_delta"] == pytest.approx(metrics[metric] - printed, abs=1e-4)
-                assert row[f"{metric}_published_inside"] == (low <= printed <= high)
-            else:
-                assert math.isnan(row[f"{metric}_delta"])
+            # a stand-in (here the data, and the models) sits beside the published row but is no measurement
+            # of it: no difference, no † (user tables on their own data get both: test_suites)
+            assert math.isnan(row[f"{metric}_delta"]) and row[f"{metric}_published_inside"] is not True
         matched += bool(len(reference))
     assert matched == 3  # OV2VSS ResNet-101, OV2VSS ViT-B2, SAM (+CLIP) ViT-B2, each as a tiny stand-in
     shown = (run / "tables" / f"{table}.md").read_text()
     ours = reproduced[reproduced["Method"] == "OV2VSS"].iloc[0]
     interval = f"[{ours['mIoU_low']:.1f}, {ours['mIoU_high']:.1f}]"
-    outside = "" if ours["mIoU_published_inside"] else "†"
-    delta = re.escape(f"({ours['mIoU_delta']:+.2f}){outside} ")
-    assert re.search(rf"\b{ours['mIoU']:.2f}(\*\*)? {re.escape(interval)} {delta}", shown)
+    assert re.search(rf"\b{ours['mIoU']:.2f}(\*\*)? {re.escape(interval)} \|", shown)
+    caption = shown.splitlines()[0]
+    assert ("the synthetic world, 16 seen / 8 unseen classes; metrics on the 8 unseen classes [a stand-in for "
+            "VSPW, which was not evaluated]" in caption if table == "table1" else
+            "the synthetic world, 24 classes; the VSPW-trained model tested directly [a stand-in for Cityscapes" in caption)
     latex = (run / "tables" / f"{table}.tex").read_text()
     assert re.search(rf"{ours['mIoU']:.2f}}}?\\,{{\\scriptsize {re.escape(interval)}}}", latex)
 

@@ -162,8 +162,12 @@ def comparison_table(spec: suites.TableSpec, results: list[dict], labels: dict, 
                           "cell": ""})
         shown_rows.append({m: row[m] for m in metrics})
         for result in chosen:
-            if _label_key(labels[result["cell"]["id"]][1], match) == key:
-                data_rows.append(_reproduced(result, labels, match, metrics, rows, {m: float(row[m]) for m in metrics}))
+            label = labels[result["cell"]["id"]][1]
+            if _label_key(label, match) == key:
+                # beside the published row either way, but a stand-in (data or model) is no measurement of it
+                comparable = setting == spec.setting and not label.stand_in
+                data_rows.append(_reproduced(result, labels, match, metrics, rows,
+                                             {m: float(row[m]) for m in metrics} if comparable else None))
                 shown_rows.append(None)
                 placed.add(result["cell"]["id"])
     for result in chosen:
@@ -402,9 +406,24 @@ def _seeds_text(rows: Rows, result: dict) -> str:
 
 
 def _caption(spec: suites.TableSpec, setting: str, protocol: str) -> str:
-    stand_in = " [synthetic stand-in: the paper's dataset was not evaluated]" if setting != spec.setting else ""
-    return (f"{spec.title}{stand_in}. Cells: {setting}, protocol {protocol}; mIoU over classes with ground-truth "
+    """The table's title with its placeholders filled from the data the cells ran on, then what that is."""
+    stand_in = (f" [a stand-in for {_card_words(spec.setting)['{dataset}']}, which was not evaluated]"
+                if setting != spec.setting else "")
+    title = spec.title
+    for placeholder, value in _card_words(setting).items():
+        title = title.replace(placeholder, value)
+    return (f"{title}{stand_in}. Cells: {setting}, protocol {protocol}; mIoU over classes with ground-truth "
             "pixels (VSPW official policy); percent")
+
+
+def _card_words(setting: str) -> dict[str, str]:
+    """A title's placeholders ({dataset}, {classes}, {seen}, {unseen}) for a setting, from its dataset's card."""
+    from benchmark.data.cards import load_card
+
+    card = load_card(setting.partition(":")[0])
+    total, seen = len(card["classes"]), card.get("num_seen") or 0
+    return {"{dataset}": card.get("title", card["name"]), "{classes}": str(total), "{seen}": str(seen),
+            "{unseen}": str(total - seen)}
 
 
 def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame, rows: Rows) -> list[str]:
@@ -413,12 +432,13 @@ def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame, rows: Rows)
              _interval_note(rows) + "; †: the published value lies outside the reproduced interval (a published "
              "row has no per-video counts, so it cannot be tested, only located)"]
     if data.astype(str).apply(lambda column: column.str.contains(STAND_IN_NOTE, regex=False)).any().any():
-        notes.append(f"{STAND_IN_NOTE}: tiny models stood in for the paper's (backbone or CLIP); "
-                     "the differences are not comparable")
+        notes.append(f"{STAND_IN_NOTE}: tiny models stood in for the paper's (backbone or CLIP), so no difference "
+                     "from the published value is given")
     if "warnings" in data and (data["warnings"] == True).any():  # noqa: E712 (None where reported)
         notes.append("*: the cell logged warnings (e.g. random weights); see its JSON")
     if setting.startswith("synthetic"):
-        notes.append("synthetic data: the numbers check the pipeline, not the paper's claims")
+        notes.append("synthetic data: the numbers check the pipeline, not the paper's claims; no difference from "
+                     "the published values is given")
     return notes
 
 
