@@ -560,9 +560,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from benchmark.data.footage import Selection, open_footage
     from benchmark.interface import TrainableMethod
     from benchmark.progress import Progress
-    from benchmark.runtime import resolve_device
+    from benchmark.runtime import resolve_device, set_threads
 
     load_plugins(args.plugin)
+    threads = set_threads()
     if args.classes_file is not None and not args.classes_file.is_file():
         raise UsageError(f"--classes-file {args.classes_file}: no such file")
     label_formats, card_map = [], None
@@ -606,7 +607,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
               f"{len(vocabulary)} names -> {output}", flush=True)
         progress = Progress(len(video.annotated), args.input.name)
         summary = predict.predict(method, video, vocabulary, output, resolve_device(args.device),
-                                  {**footage, "checkpoint": checkpoint}, progress, label_formats, card_map)
+                                  {**footage, "checkpoint": checkpoint, "threads": threads}, progress, label_formats,
+                                  card_map)
         progress.close()
     present = sorted({name for frame in summary["frames"] for name in frame["areas"]} - {"none"})
     print(f"wrote {len(summary['frames'])} label maps (labels/), overlay.mp4 and predictions.json to {output}; "

@@ -30,7 +30,7 @@ from benchmark.interface import Video
 from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, as_label_map, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
-from benchmark.runtime import resolve_device, seed_everything
+from benchmark.runtime import resolve_device, seed_everything, set_threads
 from benchmark.store import RunStore, StoreError, now, provenance
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,7 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     setting = evaluation.setting
     for note in evaluation.notes:
         log.warning("cell %s: %s", cell.id, note)
+    result["provenance"]["threads"] = set_threads()
     seed_everything(cell.seed)
     device = resolve_device(context.device)
     method = registry.create(cell.method, **cell.options)

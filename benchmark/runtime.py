@@ -3,6 +3,9 @@ neither imports the other."""
 
 from __future__ import annotations
 
+import math
+import os
+import pathlib
 import random
 
 import numpy as np
@@ -25,3 +28,46 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def usable_cpus() -> tuple[int, str]:
+    """How many CPUs this process may use, and what says so: the least of its CPU affinity, its cgroup's
+    CPU quota (a container's --cpus) and SLURM's --cpus-per-task."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limits = [(affinity, "CPU affinity")]
+    quota = _cgroup_cpus()
+    if quota is not None:
+        limits.append((quota, "cgroup CPU quota"))
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append((int(slurm), "SLURM_CPUS_PER_TASK"))
+    return min(limits)
+
+
+def _cgroup_cpus() -> int | None:
+    """The cgroup's CPU quota in whole CPUs (rounded up), None without one (v2 cpu.max, else v1)."""
+    try:
+        quota, period = pathlib.Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota == "max":
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(pathlib.Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(pathlib.Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return max(1, math.ceil(quota / period)) if quota > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def set_threads() -> dict[str, object]:
+    """torch's intra-op threads: OMP_NUM_THREADS when it is set, else the CPUs this process may use
+    (torch's own default counts the machine's cores, however few of them the process may run on).
+    Returns the choice and its reason, for provenance."""
+    import torch
+
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    threads, reason = (int(given), "OMP_NUM_THREADS") if given.isdigit() and int(given) > 0 else usable_cpus()
+    torch.set_num_threads(threads)
+    return {"threads": threads, "from": reason, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}

@@ -207,7 +207,7 @@ class SlurmExecution:
         for plugin in self.context.plugins:  # plugin files are code too: freeze them beside the snapshot
             path = pathlib.Path(plugin)
             if path.is_file():
-                copy = code / "_plugins" / f"{len(plugins)}_{path.name}"
+                copy = code / "_plugins" / str(len(plugins)) / path.name  # its own name: its code's identity
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, copy)
                 plugin = str(copy)

@@ -82,7 +82,7 @@ def run_training(training_data: dict[str, Any], context: TrainContext) -> str:
     run whose folder already records a finished checkpoint returns it without training again."""
     from benchmark import registry
     from benchmark.data.training import open_training
-    from benchmark.runtime import resolve_device, seed_everything
+    from benchmark.runtime import resolve_device, seed_everything, set_threads
 
     training = Training.from_dict(training_data)
     folder = pathlib.Path(context.folder)
@@ -98,7 +98,8 @@ def run_training(training_data: dict[str, Any], context: TrainContext) -> str:
     log.info("training %s on %s -> %s", training.method, train_set, folder)
     folder.mkdir(parents=True, exist_ok=True)
     code = method_code(registry.get(training.method))
-    atomic_write_json(folder / "config.json", {**training.to_dict(), "argv": context.argv, "method_code": code})
+    atomic_write_json(folder / "config.json", {**training.to_dict(), "argv": context.argv, "method_code": code,
+                                               "threads": set_threads()})
     seed_everything(training.seed)
     method = registry.create(training.method, **training.options)
     method.setup(train_set.vocabulary, device)
