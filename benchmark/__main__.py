@@ -1,3 +1,7 @@
-from benchmark.cli import main
+from benchmark.runtime import choose_wait_policy
+
+choose_wait_policy()  # before anything imports torch
+
+from benchmark.cli import main  # noqa: E402
 
 raise SystemExit(main())
