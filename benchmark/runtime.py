@@ -67,12 +67,29 @@ def choose_wait_policy() -> str | None:
     on 2 CPUs: 42 s spinning, 23 s passive; idle: 13 s and 18 s). So they wait passively when the load
     average says others are busy, unless the user chose (OMP_WAIT_POLICY, GOMP_SPINCOUNT). It must be set
     before torch is imported, and it changes speed only, never a number. Returns the policy set."""
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ or not hasattr(os, "getloadavg"):
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return None
-    if os.getloadavg()[0] >= 0.5:
+    if _others_running() >= 0.5:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         return "PASSIVE"
     return None
+
+
+def _others_running(samples: int = 25, interval: float = 0.008) -> float:
+    """Other processes running now, on average over a few samples of the kernel's count of runnable
+    tasks (/proc/loadavg; this one counts itself). Unlike the load average, a run that just ended adds
+    nothing. 0 where the count cannot be read."""
+    import time
+
+    counts = []
+    for _ in range(samples):
+        try:
+            running = pathlib.Path("/proc/loadavg").read_text().split()[3].partition("/")[0]
+        except (OSError, IndexError):
+            return 0.0
+        counts.append(int(running) - 1)
+        time.sleep(interval)
+    return sum(counts) / len(counts)
 
 
 def set_threads() -> dict[str, object]:
