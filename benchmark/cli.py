@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write every annotated frame's label map under DIR/predictions/<cell>/, in each id space the "
                           "dataset's own evaluation tools read (VSPW: reduced and raw ids; Cityscapes: labelIds and "
                           "trainIds); finished cells without them are computed again")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (trainings, cells, their weights, the SLURM jobs) and run nothing")
     run.add_argument("--force", action="store_true", help="recompute finished cells and discard partial state")
     run.add_argument("--reuse-stale", action="store_true",
                      help="take finished cells as done even when their method's code changed since (by default they "
@@ -282,6 +284,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     made = plan.make(request)
     for note in made.notes:
         print(note)
+    if args.dry_run:
+        from benchmark import dry_run
+
+        print("\n".join(dry_run.describe(made, args.output, args.executor, slurm)))
+        return 0
     with driver_lock(args.output, args.wait_lock):
         store = RunStore(args.output)
         store.add_to_plan([c.to_dict() for c in made.cells], {

@@ -101,3 +101,11 @@ def test_a_users_table_may_not_take_a_built_in_tables_name(tmp_path):
         (tmp_path / name).write_text((suites.SUITES_DIR / name).read_text())
     with pytest.raises(suites.SuiteError, match="has the name of .*suites/table1.yaml; rename the file"):
         suites.find(str(tmp_path / "table1.yaml"))
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
+    done = run_cli("run", "--suite", "paper", "--train", "--dry-run", "--output", tmp_path / "run", check=0)
+    assert "14 trainings, then 21 evaluation cells" in done.stdout
+    assert "ov2vss [variant=rfe, backbone=resnet-tiny] on synthetic:seen, seed 0: to train" in done.stdout
+    assert "time per job: unknown" in done.stdout
+    assert not (tmp_path / "run").exists()
