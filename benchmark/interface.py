@@ -239,8 +239,9 @@ class TrainableMethod(Method):
 
     @classmethod
     def default_checkpoint(cls, options: dict[str, Any]) -> str | None:
-        """Weights that fit these options and load when none are given (`--checkpoint`, `--train`),
-        such as ones shipped with the method; None: it must be trained or given weights."""
+        """Weights that fit these options (those given; the rest at their defaults) and load when none are
+        given (`--checkpoint`, `--train`), such as ones shipped with the method; None: it must be trained
+        or given weights."""
         return None
 
     @abc.abstractmethod

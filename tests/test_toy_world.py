@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import registry
 from benchmark.data import synthetic
 from benchmark.data.cards import load_card
 from benchmark.data.records import read_mask
@@ -107,3 +108,9 @@ def test_regenerating_a_checkpoint_from_scratch_matches_the_shipped_one(tmp_path
     for key, value in original.items():
         assert rebuilt[key] == pytest.approx(value, abs=REGEN_TOLERANCE), key
     assert pathlib.Path(tmp_path / shipped.CLIP).read_bytes() == shipped.path(shipped.CLIP).read_bytes()
+
+
+def test_default_checkpoint_fills_in_the_options_not_given():
+    assert registry.get("ov2vss").default_checkpoint({}).endswith("ov2vss.pt")
+    assert registry.get("clip-cost-volume").default_checkpoint({}) is None  # training-free by default
+    assert registry.get("clip-cost-volume").default_checkpoint({"variant": "trained"}).endswith("clip-cost-volume.pt")

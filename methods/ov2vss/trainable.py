@@ -55,6 +55,7 @@ class TrainableCostVolume(RecordsSchedule, TrainableMethod):
         """The checkpoint shipped for the miniature world (`weights/toy/`), when it fits the options."""
         from methods.toy import shipped
 
+        options = {**cls.default_options(), **options}  # the options given, the rest at their defaults
         model = options.get("clip_model", "auto")
         if options.get("clip_pretrained", "auto") != "auto" or model not in ("auto", clip_module.TOY_MODEL):
             return None
