@@ -146,3 +146,15 @@ def test_the_readme_predict_example_runs_on_a_video_it_makes(tmp_path):
     summary = json.loads((out / "predictions.json").read_text())
     assert summary["overlay"]["frames"] == len(summary["frames"]) == len(list((out / "labels").glob("*.png"))) > 0
     assert summary["footage"]["kind"] == "video"
+
+
+@pytest.mark.parametrize("example, method", [("methods-clip-example", "clip-patches"), ("methods-wrap-example", "steady")])
+def test_the_method_docs_examples_run_as_plugins(tmp_path, example, method):
+    docs = (REPO / "docs" / "methods.md").read_text()
+    code = re.search(rf"<!-- {example}:start -->\n```python\n(.*?)```", docs, re.S).group(1)
+    (tmp_path / f"{method}.py").write_text(code)
+    out = tmp_path / "run"
+    run_cli("run", "--plugin", tmp_path / f"{method}.py", "--methods", method, "--datasets", "synthetic:unseen",
+            "--output", out, "--no-tracking", check=0)
+    result = json.loads(next((out / "cells").glob(f"{method}__*.json")).read_text())
+    assert result["status"] == "done" and result["metrics"]["mIoU"] is not None
