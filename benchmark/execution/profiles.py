@@ -31,6 +31,8 @@ class ClusterProfile:
     max_array_size: int = 1000            # the cluster's MaxArraySize: bigger submissions are chunked
     array_parallelism: int = 64           # tasks of one array running at once
     max_retries: int = 2                  # resubmissions of a job that was cancelled, preempted or lost
+    max_requeues: int = 50                # requeues of a job that reached its time limit (it resumes each time),
+                                          # so a training may take up to (1 + max_requeues) x timeout_min
     poll_s: float = 10.0                    # how often the driver asks SLURM about its jobs
     snapshot: bool = True                 # jobs run a copy of the code made at submission
     python: str | None = None             # the interpreter on the nodes (default: this one)

@@ -139,7 +139,7 @@ class SlurmExecution:
             groups.setdefault((task.kind, needs), []).append(task)
         executor = submitit.AutoExecutor(folder=self.store.jobs_dir / "slurm", cluster="slurm",
                                          slurm_python=self.profile.python,
-                                         slurm_max_num_timeout=self.profile.max_retries)
+                                         slurm_max_num_timeout=self.profile.max_requeues)
         with submitit.helpers.clean_env(), self._inside_code():
             # trainings first, so the cells that wait for them can name their fresh job ids
             for (kind, needs), members in sorted(groups.items(), key=lambda item: item[0][0] != "train"):
