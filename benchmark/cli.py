@@ -287,7 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from benchmark import dry_run
 
-        print("\n".join(dry_run.describe(made, args.output, args.executor, slurm)))
+        print("\n".join(dry_run.describe(made, args.output, args.executor, slurm, args.device)))
         return 0
     with driver_lock(args.output, args.wait_lock):
         store = RunStore(args.output)
@@ -316,7 +316,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   + ("kept, as --reuse-stale asks" if args.reuse_stale else
                      "computing them again (--reuse-stale keeps their old results)"))
         context = RunContext(str(args.output.resolve()), request.plugins, request.data_root, args.device,
-                             args.save_predictions, args.reuse_stale)
+                             args.save_predictions, args.reuse_stale,
+                             sharing=max(1, args.workers) if args.executor == "local" else 1)
         results = executors.execute(todo, context, args.executor, args.workers, _announce, made.trainings, slurm)
         if results is None:  # submitted without waiting
             return 0

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from benchmark.data.frames import decode_pool, read_frame
+from benchmark.speeds import Speed
 
 if TYPE_CHECKING:  # torch loads when a frame does, so `list` and `--help` stay fast
     import torch
@@ -137,6 +138,8 @@ class Method(abc.ABC):
     video: ClassVar[bool] = False
     #: A line of help per option, shown by `python -m benchmark list options NAME`.
     option_help: ClassVar[dict[str, str]] = {}
+    #: Measured speeds (seconds per frame, per training iteration) that `run --dry-run` estimates from.
+    speeds: ClassVar[tuple[Speed, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -252,6 +255,11 @@ class TrainableMethod(Method):
     @abc.abstractmethod
     def load(self, checkpoint: pathlib.Path) -> None:
         """Load trained weights (with `torch.load(..., weights_only=True)`)."""
+
+    def planned_training(self) -> dict[str, Any]:
+        """The recipe `fit` would follow with these options, every setting resolved, `iterations`
+        among them (for `run --dry-run`'s estimates); empty when the method cannot say."""
+        return {}
 
     def training_summary(self) -> dict[str, Any]:
         """After `fit`: how much training it was (iterations, optimiser steps, accumulation), recorded

@@ -21,6 +21,7 @@ import torch
 
 from benchmark.interface import ImageMethod, TableLabel
 from benchmark.options import Range
+from benchmark.speeds import DEV_CPU, Speed
 from methods import clip as clip_module
 from methods.ov2vss.trainable import TrainableCostVolume
 from methods.windows import WindowedInference
@@ -32,6 +33,16 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
     """Image-only CLIP cost volume: training-free (template-averaged cosine) or trained (OV2VSS without video modules)."""
 
     name = "clip-cost-volume"
+    speeds = (
+        Speed("cpu", DEV_CPU, "python benchmarks/clip_speed.py --configs full", seconds_per_frame=4.44,
+              when={"variant": "training-free"}),
+        Speed("cpu", DEV_CPU, "python benchmarks/clip_speed.py --configs full", seconds_per_frame=9.52,
+              when={"variant": "trained"}),
+        Speed("cpu", DEV_CPU, "python benchmarks/clip_speed.py --configs tiny", seconds_per_frame=0.39,
+              when={"variant": "trained", "backbone": "resnet-tiny"}),
+        Speed("cpu", DEV_CPU, "python -m methods.toy.regenerate --only clip-cost-volume (4000 iterations in 72 s)",
+              seconds_per_iteration=0.018, when={"variant": "trained", "backbone": "resnet-tiny", "crop": 64}),
+    )
     inference_options = ("amp", "inference", "window", "overlap", "batch_size")
 
     def __init__(self, variant: str = "training-free", clip_model: str = "auto",
@@ -64,7 +75,7 @@ class ClipCostVolume(ImageMethod, TrainableCostVolume):
         if options.get("variant") == "trained":
             return TableLabel("CLIP cost volume (trained)", *cls._backbone_label(options, loaded))
         clip = (loaded.get("clip") or {}).get("model") or options.get("clip_model")
-        return TableLabel("CLIP cost volume", f"CLIP {clip}")
+        return TableLabel("CLIP cost volume", f"CLIP {clip}", clip in (clip_module.TINY_MODEL, clip_module.TOY_MODEL))
 
     def _trainable(self) -> str | None:
         if self.variant != "trained":

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from benchmark.interface import ABSTAIN, ImageMethod, TableLabel
 from benchmark.options import Range
+from benchmark.speeds import DEV_CPU, Speed
 from methods import clip as clip_module
 from methods import sam as sam_module
 
@@ -98,6 +99,12 @@ class SamClip(ImageMethod):
     """SAM proposes regions, CLIP names each region (crops batched); overlaps painted smallest on top."""
 
     name = "sam-clip"
+    speeds = (
+        Speed("cpu", DEV_CPU, "python benchmarks/sam_clip_speed.py (SAM ViT-B, CLIP ViT-B/16)", seconds_per_frame=170,
+              when={"sam_model": ("auto", "vit_b")}),
+        Speed("cpu", DEV_CPU, "python benchmarks/sam_clip_speed.py (tiny SAM and CLIP)", seconds_per_frame=14,
+              when={"sam_model": "tiny"}),
+    )
 
     @classmethod
     def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:

@@ -98,6 +98,11 @@ class DatasetReader(abc.ABC):
     def check_files(self, root: pathlib.Path, report: Report) -> None:
         """Check dataset-wide files (e.g. the dataset's own class list) against the card."""
 
+    def eval_size(self) -> dict[str, int] | None:
+        """The evaluation split's videos, frames, annotated frames and frame size [H, W], as the card
+        states them (for time estimates before any file is read); None when the card does not say."""
+        return self.card.get("eval_size") if self.split == self.card["eval_split"] else None
+
     def label_formats(self) -> list[LabelFormat]:
         """The id spaces this dataset's own evaluation tools read predictions in (`run --save-predictions`
         writes one folder per format); none: predictions of this dataset cannot be saved."""

@@ -278,6 +278,12 @@ class SyntheticReader(VSPWLayoutReader):
     def folders(self) -> list[str]:
         return []
 
+    def eval_size(self) -> dict[str, int]:
+        frames, every = self.options["frames"], self.options["annotate_every"]
+        videos = self.options["videos"]
+        return {"videos": videos, "frames": videos * frames, "annotated_frames": videos * len(range(0, frames, every)),
+                "frame": [self.options["height"], self.options["width"]]}
+
     def locate(self, data_root: pathlib.Path | None = None) -> pathlib.Path:
         return ensure(self.generator_options())
 

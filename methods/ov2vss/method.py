@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.interface import TableLabel, Video
+from benchmark.speeds import DEV_CPU, Speed
 from methods.ov2vss import clips
 from methods.ov2vss.trainable import TrainableCostVolume
 from methods.ov2vss.variants import variant_of, variant_options
@@ -30,6 +31,16 @@ class OV2VSS(TrainableCostVolume):
 
     name = "ov2vss"
     video = True
+    speeds = (
+        Speed("cpu", DEV_CPU, "python benchmarks/ov2vss_streaming.py --configs full --backbones sam",
+              seconds_per_frame=4.61, when={"backbone": "sam-vit-b"}),
+        Speed("cpu", DEV_CPU, "python benchmarks/ov2vss_streaming.py --configs full --backbones resnet",
+              seconds_per_frame=3.04, when={"backbone": "resnet101"}),
+        Speed("cpu", DEV_CPU, "python benchmarks/predict_overhead.py --size 480x853 (toy weights)",
+              seconds_per_frame=0.27, when={"backbone": "resnet-tiny"}),
+        Speed("cpu", DEV_CPU, "python -m methods.toy.regenerate --only ov2vss (4000 iterations in 248 s)",
+              seconds_per_iteration=0.062, when={"backbone": "resnet-tiny", "crop": 64}),
+    )
     inference_options = ("amp", "streaming", "short_side", "offsets")
 
     def __init__(self, variant: str = "full", stcf: bool | None = None, rfe: bool | None = None,

@@ -8,6 +8,7 @@ becomes a loss (`_loss_fn`) and how a video is segmented.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import pathlib
 from collections.abc import Callable
@@ -131,6 +132,9 @@ class TrainableCostVolume(RecordsSchedule, TrainableMethod):
     def _checkpoint_meta(self) -> dict[str, Any]:
         """Extra facts a checkpoint records, beyond the architecture and the training data."""
         return {}
+
+    def planned_training(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.train_config)
 
     def fit(self, train, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
         """Train on `train` (a TrainingSet); `setup(vocabulary, device)` came first."""

@@ -17,6 +17,7 @@ drops it instead).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from benchmark.interface import ABSTAIN, TableLabel, TrainableMethod, Video
+from benchmark.speeds import DEV_CPU, Speed
 from methods.ov2vss.training import RecordsSchedule
 from methods.ov2vss_authors import clips, preprocess
 from methods.ov2vss_authors.reference import RECORD_STRIDE
@@ -40,6 +42,7 @@ class OV2VSSAuthors(RecordsSchedule, TrainableMethod):
 
     name = "ov2vss-authors"
     video = True
+    speeds = (Speed("cpu", DEV_CPU, "python benchmarks/ov2vss_authors_streaming.py", seconds_per_frame=5.35),)
 
     def __init__(self, clip_pretrained: str = "checkpoint", text_features: str | None = None,
                  background: str = "abstain", streaming: bool = True, record: str | None = None,
@@ -104,6 +107,9 @@ class OV2VSSAuthors(RecordsSchedule, TrainableMethod):
                                                                 model=stored.meta.get(reader.CLIP_MODEL_KEY))
 
     # -- training --------------------------------------------------------------------------------
+
+    def planned_training(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.train_config)
 
     def fit(self, train, vocabulary: list[str], run_dir: pathlib.Path) -> pathlib.Path:
         """Train as their code trains (`training.py`) on `train`; write their checkpoint format."""
