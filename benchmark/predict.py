@@ -9,13 +9,12 @@ Writes to its output folder:
     ids/<format>/<frame>.png   with `--dataset`: each map in the dataset's own ids, one folder per id space
                          its tools read (`benchmark.data.label_formats`), as `run --save-predictions` writes
 
-A name's colour depends on the name alone, so it is the same in every run and every vocabulary.
+A name's colour depends on the name alone (`benchmark.reporting.colours`), so it is the same in every
+run, every vocabulary and every figure.
 """
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import pathlib
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import numpy as np
 
 from benchmark.data.label_formats import LabelFormat, describe_formats
 from benchmark.interface import ABSTAIN
+from benchmark.reporting.colours import colour_of
 
 #: Overlay: how much of a labelled pixel's colour is the name's (the rest is the frame's).
 BLEND = 0.5
@@ -48,15 +48,6 @@ def parse_classes(text: str, source: str = "--classes") -> list[str]:
             raise VocabularyError(f"{source}: {name!r} comes twice (as {seen[key]!r} too); each name once")
         seen[key] = name
     return names
-
-
-def colour_of(name: str) -> tuple[int, int, int]:
-    """A stable, saturated colour for a name: its hue from a hash of the name."""
-    digest = hashlib.sha1(name.encode()).digest()
-    hue = int.from_bytes(digest[:2], "big") / 65536
-    lightness = 0.45 + 0.15 * digest[2] / 255
-    red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.75)
-    return round(255 * red), round(255 * green), round(255 * blue)
 
 
 def palette(names: Sequence[str]) -> list[int]:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmark import cli
+from benchmark.reporting.colours import ABSTAINED_COLOUR, NOT_SCORED_COLOUR, class_colours, colour_of
 from benchmark.reporting.plots import NOT_SCORED, display_labels, palette, per_class_iou, qualitative_strip, write_plots
 
 CLASSES = ["sky", "road", "car", "person"]
@@ -48,7 +49,7 @@ def write_showcase(run, cell_id, prediction, frames=FRAMES):
     folder.mkdir(parents=True)
     grey = np.linspace(60, 200, HEIGHT * WIDTH).reshape(HEIGHT, WIDTH).astype(np.uint8)
     for frame in FRAMES:
-        Image.fromarray(np.stack([grey] * 3, axis=-1)).save(folder / f"{frame}.jpg")
+        Image.fromarray(np.stack([grey, grey, grey // 2], axis=-1)).save(folder / f"{frame}.jpg")  # never neutral grey
         Image.fromarray(ground_truth()).save(folder / f"{frame}.gt.png")
         if frame in frames:
             Image.fromarray(prediction).save(folder / f"{frame}.pred.png")
@@ -90,12 +91,14 @@ def test_write_plots_writes_one_chart_per_setting_and_a_strip_of_the_complete_sh
 
     with Image.open(plots / "qualitative__synthetic-unseen__intended.png") as image:
         strip = np.asarray(image.convert("RGB"))
-    colours = palette(len(CLASSES))
+    colours = class_colours(CLASSES)
     frame_area = strip.shape[0] * strip.shape[1] / 4 / len(FRAMES) / 8  # far more than a legend patch
     assert pixels_near(strip, colours[SKY]) > frame_area      # the ground truth only
     assert pixels_near(strip, colours[ROAD]) > frame_area     # the ground truth and alpha's prediction
     assert pixels_near(strip, colours[CAR]) > frame_area      # beta's prediction
-    assert pixels_near(strip, (0, 0, 0)) > frame_area / 2     # beta's abstentions, the unscored rows
+    assert pixels_near(strip, ABSTAINED_COLOUR) > frame_area  # beta's abstentions
+    # the ground truth's unscored row (three frames, a row each) and its legend patch: grey, not black
+    assert 3 * WIDTH <= pixels_near(strip, NOT_SCORED_COLOUR) < frame_area
     assert pixels_near(strip, colours[PERSON]) == 0           # only the failed and the incomplete cell predict it
 
 
@@ -113,6 +116,28 @@ def test_palette_is_fixed_and_distinct():
     assert distances.min() > 20
     assert len({tuple(colour) for colour in colours}) == 124
     assert np.linalg.norm(colours.astype(float), axis=-1).min() > 60  # none passes for not scored (black)
+
+
+def test_a_class_keeps_its_colour_by_name_and_a_colour_word_is_that_colour():
+    assert np.array_equal(class_colours(["b", "a"]), class_colours(["a", "b"])[::-1])  # by name, not position
+    red, blue = colour_of("plain red circle"), colour_of("striped blue square")
+    assert red[0] > 150 and red[0] > 2 * max(red[1:]) and blue[2] > 150 and blue[2] > 2 * max(blue[:2])
+    assert colour_of("plain red circle") != colour_of("striped red circle")  # two red classes still differ
+    assert NOT_SCORED_COLOUR != ABSTAINED_COLOUR
+
+
+def test_the_legend_of_nine_methods_with_long_names_fits_the_chart(tmp_path):
+    results = [cell_result(method) for method in "abcdefghi"]
+    labels = {r["cell"]["id"]: f"CLIP cost volume (trained) [variant=method-{k}] (ResNet-101) (stand-in)"
+              for k, r in enumerate(results)}
+    path = per_class_iou(results, labels, tmp_path / "iou.png")
+    with Image.open(path) as image:
+        chart = np.asarray(image.convert("RGB"))
+    legend = chart[: chart.shape[0] // 3]
+    ink = np.nonzero((legend < 200).any(axis=-1).any(axis=0))[0]  # columns with anything drawn
+    assert ink.min() > 0 and ink.max() < chart.shape[1] - 1, (ink.min(), ink.max(), chart.shape)
+    swatches = [pixels_near(legend, colour) for colour in palette(9)]
+    assert all(count > 20 for count in swatches), swatches  # every method's entry is in the picture
 
 
 def test_a_label_two_cells_share_gets_their_id_endings():
@@ -142,5 +167,5 @@ def test_a_real_run_plots_its_showcase_with_the_ground_truth_in_palette_colours(
     in_truth = [int(k) for k in np.unique(truth) if k != NOT_SCORED]
     with Image.open(run / "plots" / "qualitative__synthetic-unseen__intended.png") as image:
         strip = np.asarray(image.convert("RGB"))
-    colours = palette(len(meta["class_names"]))
+    colours = class_colours(meta["class_names"])
     assert in_truth and all(pixels_near(strip, colours[k]) > 200 for k in in_truth)

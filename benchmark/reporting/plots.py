@@ -6,7 +6,8 @@
 A cell's showcase folder, DIR/showcase/<cell-id>/, written by the runner for the first video of the
 cell's dataset, holds showcase.json ({"video", "frames", "class_names", "dataset", "setting",
 "protocol"}) and for each frame id F: F.jpg (the frame), F.gt.png and F.pred.png (8-bit scored class
-indices, 255 = not scored / abstained). matplotlib is imported inside the functions that draw, so
+indices; 255 is "not scored" in F.gt.png and "abstained" in F.pred.png). Classes take their colours
+by name (`benchmark.reporting.colours`), as `predict` does. matplotlib is imported inside the functions that draw, so
 importing this module (and the CLI) stays fast.
 """
 
@@ -23,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.reporting.colours import ABSTAINED_COLOUR, NOT_SCORED_COLOUR, class_colours
 from benchmark.store import RunStore, read_json, writing
 
 log = logging.getLogger(__name__)
 
-NOT_SCORED = 255
-NOT_SCORED_COLOUR = (0, 0, 0)
+NOT_SCORED = 255  # in a ground-truth image: no scored class; in a prediction image: abstained
 #: matplotlib's tab20 in the order classes take it: its ten strong hues, then their light partners,
 #: so neighbouring class indices never share a hue.
 TAB20_ORDER = (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)
@@ -63,10 +64,9 @@ def palette(n: int) -> np.ndarray:
     return np.round(np.asarray(colours, dtype=np.float64).reshape(n, 3) * 255).astype(np.uint8)
 
 
-def colourise(label_map: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """A label map [H, W] as RGB [H, W, 3]: class k in colours[k]; 255 and any other index past the
-    classes in NOT_SCORED_COLOUR."""
-    lookup = np.tile(np.asarray(NOT_SCORED_COLOUR, dtype=np.uint8), (256, 1))
+def colourise(label_map: np.ndarray, colours: np.ndarray, missing: tuple[int, int, int]) -> np.ndarray:
+    """Class indices -> RGB: index k in colours[k]; NOT_SCORED and classes without a colour in `missing`."""
+    lookup = np.tile(np.asarray(missing, dtype=np.uint8), (256, 1))
     lookup[: len(colours)] = colours[:256]
     return lookup[label_map]
 
@@ -118,7 +118,12 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
     has_gt = [max(counts, default=0) > 0 for counts in gt_pixels]
 
     methods, rows = len(results), len(class_names)
-    legend_columns = min(methods, 3)
+    legends = [names[r["cell"]["id"]] + (f" (mIoU {m:.1f})" if (m := (r.get("metrics") or {}).get("mIoU")) is not None
+                                         else "") for r in results]
+    # As many columns as the longest entry allows across the figure (about 0.075 in per character at
+    # 9 pt, plus the swatch), so any number of methods fits: more rows, never wider than the figure.
+    entry_in = 0.5 + 0.075 * max(len(text) for text in legends)
+    legend_columns = max(1, min(methods, 3, int(BAR_WIDTH_IN / entry_in)))
     header_in = 0.9 + 0.25 * math.ceil(methods / legend_columns)
     height_in = min(MAX_BAR_HEIGHT_IN, max(3.5, header_in + 0.8 + rows * (0.1 + 0.1 * methods)))
     figure = Figure(figsize=(BAR_WIDTH_IN, height_in), dpi=BAR_DPI, layout="constrained")
@@ -135,9 +140,7 @@ def per_class_iou(results: Sequence[dict[str, Any]], labels: Mapping[str, str] |
                 values.append(scores["IoU"])
                 low, high = scores.get("IoU_interval") or (scores["IoU"], scores["IoU"])
                 whiskers.append((scores["IoU"] - low, high - scores["IoU"]))
-        metric = (result.get("metrics") or {}).get("mIoU")
-        legend = names[result["cell"]["id"]] + (f" (mIoU {metric:.1f})" if metric is not None else "")
-        bars = axes.barh(rows_drawn, values, height=bar_height, color=colours[j], label=legend,
+        bars = axes.barh(rows_drawn, values, height=bar_height, color=colours[j], label=legends[j],
                          xerr=np.array(whiskers).T if whiskers else None,
                          error_kw={"elinewidth": 0.6, "capsize": 1.5, "ecolor": "0.25"})
         axes.bar_label(bars, fmt="%.1f", padding=2, fontsize=6, color="0.3")
@@ -266,7 +269,7 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
     from matplotlib.patches import Patch
 
     scene = rows[0][1]
-    colours = palette(len(scene.class_names))
+    colours = class_colours(scene.class_names)
     grid = [("frames", scene.frames), *[(label, showcase.predictions) for label, showcase in rows],
             ("ground truth", scene.ground_truth)]
     classes = len(scene.class_names)
@@ -294,8 +297,8 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
     grid_width_in = columns * frame_width_in + (columns - 1) * GAP_IN
     grid_height_in = len(grid) * frame_height_in + (len(grid) - 1) * GAP_IN
     entry_width_in = 0.45 + 0.07 * max(len(scene.class_names[k]) for k in listed) if listed else 0.0
-    legend_columns = max(1, min(len(listed) + 2, int(grid_width_in / max(entry_width_in, 1.9))))
-    legend_in = 0.25 + 0.2 * math.ceil((len(listed) + 2) / legend_columns)  # at most; the excess is trimmed
+    legend_columns = max(1, min(len(listed) + 3, int(grid_width_in / max(entry_width_in, 1.9))))
+    legend_in = 0.25 + 0.2 * math.ceil((len(listed) + 3) / legend_columns)  # at most; the excess is trimmed
     title_in = 0.6
     width_in, height_in = label_width_in + grid_width_in + 0.1, title_in + grid_height_in + legend_in
     figure.set_size_inches(width_in, height_in)
@@ -305,7 +308,8 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
             left_in = label_width_in + c * (frame_width_in + GAP_IN)
             cell = figure.add_axes((left_in / width_in, bottom_in / height_in,
                                     frame_width_in / width_in, frame_height_in / height_in))
-            cell.imshow(image if image.ndim == 3 else colourise(image, colours), interpolation="nearest")
+            missing = NOT_SCORED_COLOUR if r == len(grid) - 1 else ABSTAINED_COLOUR  # the last row: ground truth
+            cell.imshow(image if image.ndim == 3 else colourise(image, colours, missing), interpolation="nearest")
             cell.set_xticks([])
             cell.set_yticks([])
             if r == 0:
@@ -315,7 +319,10 @@ def draw_strip(rows: list[tuple[str, Showcase]], path: pathlib.Path, title: str 
 
     handles = [Patch(facecolor=colours[k] / 255, edgecolor="0.4", linewidth=0.5, label=scene.class_names[k])
                for k in listed]
-    handles.append(Patch(facecolor=np.asarray(NOT_SCORED_COLOUR) / 255, label="not scored / abstained"))
+    if any((truth == NOT_SCORED).any() for truth in scene.ground_truth):
+        handles.append(Patch(facecolor=np.asarray(NOT_SCORED_COLOUR) / 255, label="not scored (ground truth)"))
+    if any((prediction == NOT_SCORED).any() for _, showcase in rows for prediction in showcase.predictions):
+        handles.append(Patch(facecolor=np.asarray(ABSTAINED_COLOUR) / 255, label="abstained (prediction)"))
     if unlisted:
         handles.append(Patch(facecolor="none", edgecolor="none",
                              label=f"+{unlisted} predicted classes under {MIN_LEGEND_SHARE:.1%} of every frame"))

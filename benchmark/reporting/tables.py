@@ -573,7 +573,7 @@ def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, k
     data_rows, shown_rows = [], []
     for result in sorted(results, key=lambda r: (r["cell"]["dataset"], r["cell"]["setting"])):
         label = labels[result["cell"]["id"]][1]
-        head = {"Method": label.method, "Backbone": label.backbone,
+        head = {"Method": label.method, "Backbone": label.backbone + (f" {STAND_IN_NOTE}" if label.stand_in else ""),
                 "Dataset": f"{result['cell']['dataset']}:{result['cell']['setting']}"}
         row, shown = dict(head), dict(head)
         for key in keys:
@@ -596,23 +596,37 @@ def _metric_table(name: str, results: list[dict], labels: dict, protocol: str, k
 
 
 def _unique_labels(results: list[dict]) -> dict[str, tuple[str, TableLabel]]:
-    """cell id -> (shown name, label); cells sharing a label and setting get their id's hash appended."""
+    """cell id -> (shown name, label): "Method (Backbone)", with "(stand-in)" when tiny models or data
+    stood in; cells of one method that share a label and setting get the options they differ in."""
     labels = {r["cell"]["id"]: label_of(r) for r in results}
 
     def key(r: dict) -> tuple:
         return labels[r["cell"]["id"]], r["cell"]["dataset"], r["cell"]["setting"], r["cell"]["protocol"]
 
-    counts: dict[tuple, int] = {}
+    groups: dict[tuple, list[dict]] = {}
     for r in results:
-        counts[key(r)] = counts.get(key(r), 0) + 1
+        groups.setdefault(key(r), []).append(r)
     named = {}
     for r in results:
         label = labels[r["cell"]["id"]]
-        if counts[key(r)] > 1:
-            label = label._replace(method=f"{label.method} [{r['cell']['id'].rsplit('__', 1)[-1][:6]}]")
+        differing = options_apart(r, groups[key(r)])
+        if differing:
+            label = label._replace(method=f"{label.method} [{differing}]")
         text = label.method if label.backbone == "-" else f"{label.method} ({label.backbone})"
-        named[r["cell"]["id"]] = (text, label)
+        named[r["cell"]["id"]] = (text + (f" {STAND_IN_NOTE}" if label.stand_in else ""), label)
     return named
+
+
+def options_apart(result: dict, group: list[dict]) -> str:
+    """The options in which `result`'s cell differs from the other cells of `group`, as `k=v, ...`
+    (the cell id's hash when they differ in something else, e.g. their checkpoint)."""
+    others = [r for r in group if r["cell"]["id"] != result["cell"]["id"]]
+    if not others:
+        return ""
+    options = result["cell"].get("options") or {}
+    keys = sorted({k for r in others for k in {*options, *(r["cell"].get("options") or {})}
+                   if options.get(k) != (r["cell"].get("options") or {}).get(k)})
+    return ", ".join(f"{k}={options.get(k)}" for k in keys) or result["cell"]["id"].rsplit("__", 1)[-1][:6]
 
 
 def _by_setting(results: list[dict]) -> dict[str, list[dict]]:
