@@ -49,6 +49,7 @@ class RunContext:
     device: str = "auto"
     save_predictions: bool = False  # every annotated frame's map, in the dataset's own ids (saved_predictions)
     reuse_stale: bool = False  # take finished cells as done even when their method's code changed since
+    sharing: int = 1  # cells running at once on this machine's CPUs (local --workers): each takes its share
 
 
 class CellFailure(Exception):
@@ -187,7 +188,7 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
     setting = evaluation.setting
     for note in evaluation.notes:
         log.warning("cell %s: %s", cell.id, note)
-    result["provenance"]["threads"] = set_threads()
+    result["provenance"]["threads"] = set_threads(context.sharing)
     seed_everything(cell.seed)
     device = resolve_device(context.device)
     method = registry.create(cell.method, **cell.options)

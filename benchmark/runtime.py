@@ -92,13 +92,20 @@ def _others_running(samples: int = 25, interval: float = 0.008) -> float:
     return sum(counts) / len(counts)
 
 
-def set_threads() -> dict[str, object]:
+def set_threads(sharing: int = 1) -> dict[str, object]:
     """torch's intra-op threads: OMP_NUM_THREADS when it is set, else the CPUs this process may use
-    (torch's own default counts the machine's cores, however few of them the process may run on).
+    (torch's own default counts the machine's cores, however few of them the process may run on),
+    divided among the `sharing` processes that run at once on them (`--executor local --workers W`).
     Returns the choice and its reason, for provenance."""
     import torch
 
     given = os.environ.get("OMP_NUM_THREADS", "")
-    threads, reason = (int(given), "OMP_NUM_THREADS") if given.isdigit() and int(given) > 0 else usable_cpus()
+    if given.isdigit() and int(given) > 0:
+        threads, reason = int(given), "OMP_NUM_THREADS"
+    else:
+        cpus, reason = usable_cpus()
+        threads = max(1, cpus // max(1, sharing))
+        if sharing > 1:
+            reason = f"{reason} ({cpus}) shared by {sharing} workers"
     torch.set_num_threads(threads)
     return {"threads": threads, "from": reason, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
