@@ -67,8 +67,7 @@ def _training_time(method: str, options: dict[str, Any], kind: str) -> str:
                            recipe.get("iterations"), "iteration")
 def _changed(method: str, options: dict[str, Any]) -> str:
     """The options that differ from the method's defaults, as `[key=value, ...]` ('' when none)."""
-    defaults = registry.get(method).default_options()
-    changed = {key: value for key, value in options.items() if defaults.get(key, object()) != value}
+    changed = registry.non_default_options(method, options)
     return f" [{', '.join(f'{k}={v}' for k, v in changed.items())}]" if changed else ""
 
 

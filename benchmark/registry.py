@@ -106,6 +106,15 @@ def get(name: str) -> type:
     return _registered[name]
 
 
+def non_default_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that differ from the method's defaults (all of them when it is not registered)."""
+    try:
+        defaults = get(name).default_options()
+    except UnknownMethodError:  # a report of a folder whose plugin is gone still shows every option
+        defaults = {}
+    return {key: value for key, value in options.items() if defaults.get(key, object()) != value}
+
+
 def create(name: str, **options: Any) -> Any:
     """An instance of the method `name` with these options."""
     cls = get(name)

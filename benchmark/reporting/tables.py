@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import suites
+from benchmark import registry, suites
 from benchmark.interface import TableLabel
 from benchmark.reporting.estimates import Rows, Value
 from benchmark.store import REPOSITORY, RunStore, writing
@@ -227,6 +227,7 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
         return None
     by_column: dict[str, dict[int, dict]] = {}
     methods_of: dict[str, str] = {}
+    comparable: dict[str, bool] = {}  # a column of stand-ins (data or models) is no measurement of the paper's
     notes = []
     for result in sorted(chosen, key=lambda r: r["provenance"].get("end_time") or ""):
         label = labels[result["cell"]["id"]][1]
@@ -238,6 +239,7 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
             notes.append(f"{result['cell']['id']} repeats {configurations.text(index)} ({column}); the latest is shown")
         by_column[column][index] = result
         methods_of[column] = result["cell"]["method"]
+        comparable[column] = setting == spec.setting and not label.stand_in
     # a column needs two configurations of its method (one: Tables I-II's model, no ablation ran), or all
     # it has in the table (a method the table runs in one configuration, e.g. a released model)
     by_column = {column: cells for column, cells in by_column.items()
@@ -260,12 +262,13 @@ def ablation_table(spec: suites.TableSpec, results: list[dict], labels: dict, pr
                 result = next((cells[i] for i in indices if i in cells), None)
                 estimate = rows.estimate(result["cell"]["id"], metric) if result else None
                 value = estimate.value if estimate else None
-                delta = None if value is None else value - float(printed[metric])
+                published = float(printed[metric]) if comparable[column] else None
+                delta = None if value is None or published is None else value - published
                 row.update({_column(metric, column, metrics): value, _column(metric, column, metrics, "delta"): delta,
                             _column(metric, column, metrics, "low"): estimate and estimate.low,
                             _column(metric, column, metrics, "high"): estimate and estimate.high,
                             _column(metric, column, metrics, "std"): estimate and estimate.std})
-                shown[f"Reproduced{suffix} {column}"] = Value.of(estimate, float(printed[metric])) if estimate else "-"
+                shown[f"Reproduced{suffix} {column}"] = Value.of(estimate, published) if estimate else "-"
                 base = cells.get(full) if full is not None and result is not None and full not in indices else None
                 difference = rows.difference(result["cell"]["id"], base["cell"]["id"], metric) if base else None
                 row.update({_column(metric, column, metrics, "vs full"): difference and difference.value,
@@ -541,8 +544,10 @@ def cells_table(results: list[dict[str, Any]], rows: Rows) -> Table:
     data_rows, shown_rows = [], []
     for result in results:
         cell = result["cell"]
-        row = {"method": cell["method"], "dataset": f"{cell['dataset']}:{cell['setting']}",
-               "protocol": cell["protocol"], "seed": cell.get("seed", 0), "status": result.get("status")}
+        changed = registry.non_default_options(cell["method"], cell.get("options") or {})
+        row = {"method": cell["method"], "options": ", ".join(f"{k}={v}" for k, v in changed.items()) or "-",
+               "dataset": f"{cell['dataset']}:{cell['setting']}", "protocol": cell["protocol"],
+               "seed": cell.get("seed", 0), "status": result.get("status")}
         shown = dict(row)
         for key in METRIC_COLUMNS:
             value = (result.get("metrics") or {}).get(key)
@@ -554,12 +559,12 @@ def cells_table(results: list[dict[str, Any]], rows: Rows) -> Table:
         row["cell"] = cell["id"]
         data_rows.append(row)
         shown_rows.append(shown)
-    fixed = ["method", "dataset", "protocol", "seed", "status"]
+    fixed = ["method", "options", "dataset", "protocol", "seed", "status"]
     data, shown = pd.DataFrame(data_rows, columns=[*fixed, "cell"]), pd.DataFrame(shown_rows, columns=fixed)
     if data_rows:
         data, shown = pd.DataFrame(data_rows), pd.DataFrame(shown_rows)
         metrics = [c for c in METRIC_COLUMNS if c in data]
-        order = data.sort_values(["dataset", "protocol", "method", "seed"], kind="stable").index
+        order = data.sort_values(["dataset", "protocol", "method", "options", "seed"], kind="stable").index
         data = data.loc[order, [*fixed, *[f"{m}{part}" for m in metrics for part in ("", "_low", "_high")], "cell"]]
         shown = shown.loc[order, [*fixed, *metrics]]
         shown = shown.astype(object).where(shown.notna(), "-")
