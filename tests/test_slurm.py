@@ -284,6 +284,28 @@ def test_jobs_run_the_code_as_it_was_at_submission(tmp_path):
     assert scored(result) == scored(next(iter(reference.values())))
 
 
+def test_jobs_have_the_modules_git_does_not_track_yet(tmp_path):
+    # A new module in the checkout, not yet committed, that a method imports: the jobs must find it.
+    module = REPO / "methods" / f"_untracked_probe_{os.getpid()}.py"
+    module.write_text("import torch\nfrom benchmark import ImageMethod\n\n\nclass Probe(ImageMethod):\n"
+                      "    name = 'test-untracked'\n\n    def setup(self, vocabulary, device):\n        pass\n\n"
+                      "    def segment_frame(self, image):\n"
+                      "        self.count('in_snapshot', int('/jobs/code/' in __file__))\n"
+                      "        return torch.ones(image.shape[1:], dtype=torch.int64)\n")
+    plugin = tmp_path / "probe_plugin.py"
+    plugin.write_text(f"import methods.{module.stem}  # noqa: F401\n")
+    try:
+        out = tmp_path / "untracked"
+        run_cli("run", "--plugin", plugin, "--methods", "test-untracked", "--datasets", "synthetic:unseen", *SLURM,
+                "--output", out, "--no-tracking", check=0)
+        (result,) = results(out).values()
+        assert result["status"] == "done", result.get("error")
+        # from the snapshot, not the checkout (an editable install would quietly import the checkout's)
+        assert result["method_counts"]["in_snapshot"] > 0, result["method_counts"]
+    finally:
+        module.unlink()
+
+
 def test_a_profile_the_cluster_cannot_satisfy_is_an_input_error_naming_it(tmp_path):
     done = run_cli("run", "--methods", "chance", "--datasets", "synthetic:unseen", "--executor", "slurm",
                    "--output", tmp_path / "gpu", check=2)  # the default profile asks for a GPU; this node has none

@@ -19,6 +19,7 @@ import logging
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -198,8 +199,12 @@ class SlurmExecution:
         if not (REPOSITORY / ".git").exists():
             raise ValueError(f"the harness in {REPOSITORY} is not a git checkout, so jobs cannot run a snapshot of "
                              f"it; pass --slurm snapshot=false to run the installed code as it is when each job starts")
+        # Files git does not track yet (a new module a method imports) are code too; submitit copies only
+        # tracked ones, and the jobs would fail to import what the driver just ran.
+        untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=REPOSITORY,
+                                   capture_output=True, text=True, check=True).stdout.splitlines()
         try:
-            with submitit.helpers.RsyncSnapshot(code, root_dir=REPOSITORY):
+            with submitit.helpers.RsyncSnapshot(code, root_dir=REPOSITORY, include=untracked):
                 pass  # entering makes the copy; jobs are submitted from it later, in _inside_code
         except RuntimeError as error:  # rsync missing
             raise ValueError(f"{error} Install it (apt-get install rsync) or pass --slurm snapshot=false") from error
@@ -213,7 +218,8 @@ class SlurmExecution:
                 plugin = str(copy)
             plugins.append(plugin)
         self._job_context = dataclasses.replace(self._job_context, plugins=plugins)
-        log.info("jobs run the code as of now, copied to %s", code)
+        log.info("jobs run the code as of now, copied to %s%s", code,
+                 f" ({len(untracked)} files git does not track included)" if untracked else "")
         return code
 
     # waiting ----------------------------------------------------------------------------------
