@@ -282,13 +282,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = _request(args, evaluate=True)
     slurm = _slurm_options(args)
     made = plan.make(request)
-    for note in made.notes:
-        print(note)
     if args.dry_run:
         from benchmark import dry_run
 
         print("\n".join(dry_run.describe(made, args.output, args.executor, slurm, args.device)))
         return 0
+    for note in made.notes:
+        print(note)
     with driver_lock(args.output, args.wait_lock):
         store = RunStore(args.output)
         store.add_to_plan([c.to_dict() for c in made.cells], {

@@ -11,14 +11,16 @@ from typing import Any
 from benchmark import registry, speeds
 from benchmark.data import catalog
 from benchmark.plan import Cell, Plan
+from benchmark.speeds import Speed
 from benchmark.store import RunStore
 
 
 def describe(made: Plan, output: pathlib.Path, executor: str, slurm: Any = None, device: str = "auto") -> list[str]:
     store = RunStore(output)
+    figures: dict[int, tuple[int, Speed]] = {}  # id -> (number, figure): those a time quotes, in order of use
     kind = _device_kind(executor, slurm, device)
     shards = slurm.shards if executor == "slurm" and slurm is not None else 1
-    lines = [f"{len(made.trainings)} trainings, then {len(made.cells)} evaluation cells -> {output}",
+    lines = [*made.notes, f"{len(made.trainings)} trainings, then {len(made.cells)} evaluation cells -> {output}",
              f"time estimates: for a {kind}, from the speeds each method declares (`list options NAME` shows "
              "its options; benchmark.speeds says how they are used)"]
     if made.trainings:
@@ -29,18 +31,29 @@ def describe(made: Plan, output: pathlib.Path, executor: str, slurm: Any = None,
         lines.append(f"  {training.method}{_changed(training.method, training.options)} on "
                      f"{training.dataset}:{training.setting}, seed {training.seed}: {state}\n"
                      f"    -> {planned.context.folder}\n"
-                     f"    time: {_training_time(training.method, training.options, kind)}")
+                     f"    time: {_quoted(_training_time(training.method, training.options, kind), figures)}")
     lines.append("cells:")
     for cell in made.cells:
         done = (store.read_result(cell.id) or {}).get("status") == "done"
         lines.append(f"  {cell.method}{_changed(cell.method, cell.options)} on {cell.dataset}:{cell.setting} "
                      f"({cell.protocol}), seed {cell.seed}: {'finished' if done else 'to run'}\n"
                      f"    weights: {made.weights.get(cell.id, 'none needed')}\n"
-                     f"    time: {_cell_time(cell, kind, shards)}")
+                     f"    time: {_quoted(_cell_time(cell, kind, shards), figures)}")
     lines += _jobs(made.cells, executor, slurm)
+    if figures:
+        lines.append("measured speeds quoted above:")
+        lines += [f"  [{n}] on a {s.device} ({s.machine}): {s.source}" for n, s in figures.values()]
     lines.append("where a time is unknown, measure it with one cell: `python -m benchmark run --methods NAME "
                  "--datasets SETTING` and read timing.frames_per_s in its result.json")
-    return lines
+    here = f"{pathlib.Path.cwd()}/"
+    return [line.replace(here, "") for line in lines]  # paths under the working folder, as the user types them
+
+
+def _quoted(estimate: tuple[str, Speed | None], figures: dict[int, tuple[int, Speed]]) -> str:
+    text, quoted = estimate
+    if quoted is None:
+        return text
+    return f"{text} [{figures.setdefault(id(quoted), (len(figures) + 1, quoted))[0]}]"
 
 
 def _device_kind(executor: str, slurm: Any, device: str) -> str:
@@ -76,7 +89,7 @@ def _jobs(cells: list[Cell], executor: str, slurm: Any) -> list[str]:
         return [f"executor {executor}: every cell {'in this process' if executor == 'debug' else 'in its own process'}"
                 ", one after another unless --workers says otherwise"]
     profile = slurm.profile
-    asks = (f"partition {profile.partition or '(the default)'}, {profile.gpus_per_node} GPUs, {profile.cpus_per_task} "
+    asks = (f"partition {profile.partition or '(the default)'}, {profile.gpus_per_node} GPU(s), {profile.cpus_per_task} "
             f"CPUs, {profile.mem_gb:g} GB, {profile.timeout_min} min per job")
     return [f"executor slurm, profile {profile.name}: {len(cells) * slurm.shards} cell jobs "
             f"({slurm.shards} per cell) as array jobs; each asks for {asks}; a job that reaches its time limit is "

@@ -45,29 +45,28 @@ def figure(speeds: tuple[Speed, ...], options: dict[str, Any], device: str, what
 
 
 def estimate(speeds: tuple[Speed, ...], options: dict[str, Any], device: str, what: str, count: int | None,
-             unit: str, divide: int = 1, frame: tuple[int, int] | None = None) -> str:
-    """`count` units (frames or iterations, of `frame` size) at the declared speed, as text; `divide`
-    jobs share them. Only a figure measured on this kind of device and frame size makes an estimate."""
+             unit: str, divide: int = 1, frame: tuple[int, int] | None = None) -> tuple[str, Speed | None]:
+    """`count` units (frames or iterations, of `frame` size) at the declared speed, as text, and the
+    figure the text quotes (None when none); `divide` jobs share the units. Only a figure measured on
+    this kind of device and frame size makes an estimate; the text says where others were measured."""
     if count is None:
-        return f"unknown (how many {unit}s is not known before the run)"
+        return f"unknown (how many {unit}s is not known before the run)", None
     found = figure(speeds, options, device, what, frame)
-    if found is None and frame is not None and figure(speeds, options, device, what) is not None:
+    if found is not None:
+        shared = f" in each of {divide} jobs" if divide > 1 else ""
+        return (f"~{_duration(count * getattr(found, what) / divide)}{shared} ({count:,} {unit}s x "
+                f"{getattr(found, what):g} s on a {device})", found)
+    if frame is not None and figure(speeds, options, device, what) is not None:
         other = figure(speeds, options, device, what)
         return (f"unknown at {frame[0]}x{frame[1]}: measured only at {other.frame[0]}x{other.frame[1]} "
-                f"({getattr(other, what):g} s per {unit}, {other.machine}; {other.source}); {count:,} {unit}s")
-    if found is not None:
-        seconds = count * getattr(found, what) / divide
-        per = f"{getattr(found, what):g} s per {unit}"
-        shared = f" in each of {divide} jobs" if divide > 1 else ""
-        return f"~{_duration(seconds)}{shared} ({count:,} {unit}s x {per}, {found.machine}; {found.source})"
+                f"({getattr(other, what):g} s per {unit}); {count:,} {unit}s", other)
     elsewhere = [s for s in DEVICE_KINDS if s != device and figure(speeds, options, s, what, frame) is not None]
     if not elsewhere:
         at = f" at {frame[0]}x{frame[1]}" if frame else ""
-        return f"unknown: never measured for these options{at} on any device ({count:,} {unit}s)"
+        return f"unknown: never measured for these options{at} on any device ({count:,} {unit}s)", None
     other = figure(speeds, options, elsewhere[0], what, frame)
-    return (f"unknown on a {device}: never measured there; on a {other.device} ({other.machine}) "
-            f"{getattr(other, what):g} s per {unit}, ~{_duration(count * getattr(other, what) / divide)} "
-            f"for {count:,} {unit}s ({other.source})")
+    return (f"unknown on a {device}: never measured there; on a {other.device} {getattr(other, what):g} s per "
+            f"{unit}, ~{_duration(count * getattr(other, what) / divide)} for {count:,} {unit}s", other)
 
 
 def _duration(seconds: float) -> str:

@@ -1,7 +1,7 @@
 """The main command's wall time on an idle machine and on one kept busy by a second process, with torch's
 own threading (its threads spinning while they wait: GOMP_SPINCOUNT at libgomp's default) and with the
 harness's choice (`benchmark.runtime`: as many threads as the process may use, waiting passively when
-the load average says another process is busy).
+other processes are running now, by the kernel's count of runnable tasks).
 
     python benchmarks/threads_under_load.py [--methods all]
 

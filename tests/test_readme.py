@@ -158,3 +158,14 @@ def test_the_method_docs_examples_run_as_plugins(tmp_path, example, method):
             "--output", out, "--no-tracking", check=0)
     result = json.loads(next((out / "cells").glob(f"{method}__*.json")).read_text())
     assert result["status"] == "done" and result["metrics"]["mIoU"] is not None
+
+
+def test_the_readme_dry_run_is_what_the_command_prints_with_both_datasets(tmp_path):
+    from dataset_fixtures import write_cityscapes, write_vspw
+
+    shown = re.search(r"<!-- readme-dry-run:start -->\n```text\n(.*?)```", README, re.S).group(1)
+    write_vspw(tmp_path / "data")
+    write_cityscapes(tmp_path / "data")
+    printed = run_cli("run", "--suite", "paper", "--train", "--dry-run", "--executor", "slurm", "--data-root",
+                      tmp_path / "data", check=0).stdout
+    assert printed == shown, "the README's --dry-run output is out of date: paste the command's output in"

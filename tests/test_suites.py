@@ -123,8 +123,9 @@ def test_dry_run_estimates_each_job_from_the_speeds_its_method_declares(tmp_path
     # VSPW val's 24,502 annotated frames (the card's count) at the 4.61 s per 480p frame that
     # benchmarks/ov2vss_streaming.py measured for the full model with SAM ViT-B: 31.4 hours
     assert ("ov2vss on vspw:unseen (intended), seed 0: to run\n    weights: trained: " in on_cpu
-            and "time: ~31.4 h (24,502 annotated frames x 4.61 s per annotated frame" in on_cpu)
-    assert "time: ~20.7 h (24,502 annotated frames x 3.04 s" in on_cpu  # the ResNet-101 row
+            and "time: ~31.4 h (24,502 annotated frames x 4.61 s on a cpu)" in on_cpu)
+    assert "time: ~20.7 h (24,502 annotated frames x 3.04 s on a cpu)" in on_cpu  # the ResNet-101 row
+    assert "benchmarks/ov2vss_streaming.py --configs full --backbones sam" in on_cpu  # where each figure comes from
     # a training of the paper's recipe at full size: measured or said to be unknown, never guessed
     assert re.search(r"time: (~[\d.]+ (h|days) \(100,000 iterations x|unknown: never measured)", on_cpu)
     # on a GPU, where nothing was measured, the CPU figure is shown as such; 4 shards share a cell

@@ -430,10 +430,12 @@ def _card_words(setting: str) -> dict[str, str]:
 
 
 def _notes(spec: suites.TableSpec, setting: str, data: pd.DataFrame, rows: Rows) -> list[str]:
-    notes = [f"reported: the published numbers ({_shown_path(spec.published)}); reproduced: this run, with "
-             "(reproduced - reported) after the reproduced row's value",
-             _interval_note(rows) + "; †: the published value lies outside the reproduced interval (a published "
-             "row has no per-video counts, so it cannot be tested, only located)"]
+    compared = any(data[c].notna().any() for c in data.columns if "delta" in c)  # a measurement beside its paper row
+    notes = [f"reported: the published numbers ({_shown_path(spec.published)}); reproduced: this run"
+             + (", with (reproduced - reported) after the reproduced row's value" if compared else ""),
+             _interval_note(rows) + ("; †: the published value lies outside the reproduced interval (a published "
+                                     "row has no per-video counts, so it cannot be tested, only located)"
+                                     if compared else "")]
     if data.astype(str).apply(lambda column: column.str.contains(STAND_IN_NOTE, regex=False)).any().any():
         notes.append(f"{STAND_IN_NOTE}: tiny models stood in for the paper's (backbone or CLIP), so no difference "
                      "from the published value is given")

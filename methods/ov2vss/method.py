@@ -26,6 +26,11 @@ from methods.ov2vss.variants import variant_of, variant_options
 VARIANT_FIELDS = ("stcf", "rfe", "vte", "fusion")
 
 
+#: How the training speeds below were measured (seconds per iteration from the run's loss.csv).
+TRAINING_SPEED = ("python -m benchmark train --method ov2vss --dataset synthetic:seen --dataset-opt synthetic.height=480 "
+                  "--dataset-opt synthetic.width=853 --opt ov2vss.clip_pretrained=random --opt ov2vss.iterations=6")
+
+
 class OV2VSS(TrainableCostVolume):
     """OV2VSS (STCF + RFE + VTE on a CLIP cost volume); `variant` picks a Table III configuration."""
 
@@ -38,6 +43,10 @@ class OV2VSS(TrainableCostVolume):
               seconds_per_frame=3.04, when={"backbone": "resnet101"}),
         Speed("cpu", DEV_CPU, "python benchmarks/predict_overhead.py --size 480x853 (toy weights)",
               seconds_per_frame=0.27, when={"backbone": "resnet-tiny"}),
+        # the paper's recipe (480 crops of 480x853 frames, random CLIP weights: speed does not depend on them)
+        Speed("cpu", DEV_CPU, TRAINING_SPEED, seconds_per_iteration=10.4, when={"backbone": "sam-vit-b", "crop": 480}),
+        Speed("cpu", DEV_CPU, f"{TRAINING_SPEED} --opt ov2vss.backbone=resnet101", seconds_per_iteration=5.1,
+              when={"backbone": "resnet101", "crop": 480}),
         Speed("cpu", DEV_CPU, "python -m methods.toy.regenerate --only ov2vss (4000 iterations in 248 s)",
               seconds_per_iteration=0.062, when={"backbone": "resnet-tiny", "crop": 64}),
     )
