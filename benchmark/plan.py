@@ -320,11 +320,12 @@ def _with_trainings(cells: list[Cell], untrained: list[Cell], request: Request,
     """The training runs the untrained cells need, one per configuration and seed, on `train_on`'s data;
     and the cells, each untrained one now one cell per seed, naming the training run whose weights it
     loads (the tables show a configuration's seeds as one row)."""
-    default = "synthetic:seen" if {cell.dataset for cell in cells} == {"synthetic"} else "vspw:seen"
     planned: dict[str, PlannedTraining] = {}
     seeded: dict[str, list[Cell]] = {}
     for cell in untrained:
         seeded[cell.id] = []
+        # a cell on the synthetic world (a stand-in among real rows, too) learns from its seen classes
+        default = "synthetic:seen" if cell.dataset == "synthetic" else "vspw:seen"
         for seed in range(request.seed, request.seed + request.seeds):
             training = _training(cell.method, cell.options, request.train_on or default, request, seed)
             if training.id not in planned:

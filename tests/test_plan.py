@@ -96,3 +96,16 @@ def test_a_suite_without_train_runs_the_rows_that_have_weights_and_says_which_wa
     assert all(made.weights[c.id].startswith("shipped: ") for c in made.cells)
     (note,) = [n for n in made.notes if n.startswith("left out")]
     assert "9 cells of ov2vss" in note and "add --train" in note  # 12 configurations, 3 shipped
+
+
+def test_a_stand_in_row_among_real_ones_trains_on_the_synthetic_world(tmp_path):
+    from dataset_fixtures import write_vspw
+
+    write_vspw(tmp_path / "data")  # VSPW is here, Cityscapes is not: Table II's rows stand in on synthetic data
+    made = plan.make(plan.Request(suite="paper", train=True, data_root=str(tmp_path / "data")))
+    for cell in made.cells:
+        if cell.training:
+            trained_on = next(t.training for t in made.trainings if t.context.folder == cell.training)
+            expected = "synthetic" if cell.dataset == "synthetic" else "vspw"
+            assert (trained_on.dataset, trained_on.setting) == (expected, "seen"), cell
+    assert {c.dataset for c in made.cells} == {"vspw", "synthetic"}
