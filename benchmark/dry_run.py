@@ -39,7 +39,7 @@ def describe(made: Plan, output: pathlib.Path, executor: str, slurm: Any = None,
                      f"({cell.protocol}), seed {cell.seed}: {'finished' if done else 'to run'}\n"
                      f"    weights: {made.weights.get(cell.id, 'none needed')}\n"
                      f"    time: {_quoted(_cell_time(cell, kind, shards), figures)}")
-    lines += _jobs(made.cells, executor, slurm)
+    lines += _jobs(made.cells, len(made.trainings), executor, slurm)
     if figures:
         lines.append("measured speeds quoted above:")
         lines += [f"  [{n}] on a {s.device} ({s.machine}): {s.source}" for n, s in figures.values()]
@@ -84,14 +84,15 @@ def _changed(method: str, options: dict[str, Any]) -> str:
     return f" [{', '.join(f'{k}={v}' for k, v in changed.items())}]" if changed else ""
 
 
-def _jobs(cells: list[Cell], executor: str, slurm: Any) -> list[str]:
+def _jobs(cells: list[Cell], trainings: int, executor: str, slurm: Any) -> list[str]:
     if executor != "slurm" or slurm is None:
         return [f"executor {executor}: every cell {'in this process' if executor == 'debug' else 'in its own process'}"
                 ", one after another unless --workers says otherwise"]
     profile = slurm.profile
     asks = (f"partition {profile.partition or '(the default)'}, {profile.gpus_per_node} GPU(s), {profile.cpus_per_task} "
             f"CPUs, {profile.mem_gb:g} GB, {profile.timeout_min} min per job")
-    return [f"executor slurm, profile {profile.name}: {len(cells) * slurm.shards} cell jobs "
-            f"({slurm.shards} per cell) as array jobs; each asks for {asks}; a job that reaches its time limit is "
+    return [f"executor slurm, profile {profile.name}: {trainings} training jobs, then {len(cells) * slurm.shards} "
+            f"cell jobs ({slurm.shards} per cell), as array jobs that wait for the trainings they load; each asks "
+            f"for {asks}; a job that reaches its time limit is "
             f"requeued up to {profile.max_requeues} times, and one cancelled, preempted or lost resubmitted up to "
             f"{profile.max_retries} times, each resuming from its saved videos (a training: its last checkpoint)"]
