@@ -91,3 +91,17 @@ def test_a_training_made_by_other_code_is_not_reused_unless_told(tmp_path):
     assert trained["method_code"] == json.loads((tmp_path / "training" / "config.json").read_text())["method_code"]
     assert trained["method_code"]["sha256"] != config["method_code"]["sha256"]
     run_cli(*train, check=0)  # the same code as the folder's: its weights are taken as they are
+
+
+def test_editing_a_plugin_file_recomputes_its_cell(tmp_path):
+    plugin = tmp_path / "fixed.py"
+    plugin.write_text(METHOD.replace("from labelling.choice import LABEL\n", "LABEL = 0\n"))
+    run = ["run", "--plugin", plugin, "--methods", "test-edited", "--datasets", "synthetic:unseen", "--no-tracking",
+           "--output", tmp_path / "run"]
+    run_cli(*run, check=0)
+    first = result(tmp_path / "run")
+    assert list(first["provenance"]["method_code"]["files"]) == ["fixed.py"]
+    plugin.write_text(plugin.read_text().replace("LABEL = 0", "LABEL = 1"))
+    again = run_cli(*run, check=0)
+    assert "1 cells (0 finished already)" in again.stdout and "(fixed.py changed)" in again.stdout
+    assert result(tmp_path / "run")["metrics"]["mIoU"] != first["metrics"]["mIoU"]
