@@ -32,6 +32,14 @@ BUILTIN: dict[str, tuple[str, str]] = {
                "OV2VSS: CLIP cost volume with spatial-temporal fusion, random frame enhancement, video text encoding"),
     "ov2vss-authors": ("methods.ov2vss_authors.method:OV2VSSAuthors",
                        "OV2VSS as the authors' released code computes it, from their checkpoint (test time)"),
+    "sclip": ("methods.attention_clip:SCLIP",
+              "SCLIP: CLIP whose last block attends by q-q plus k-k correlation; training-free"),
+    "clearclip": ("methods.attention_clip:ClearCLIP",
+                  "ClearCLIP: CLIP's last block with q-q attention, no residual, no FFN; training-free"),
+    "naclip": ("methods.attention_clip:NACLIP",
+               "NACLIP: CLIP's last block with k-k attention plus a Gaussian neighbourhood, then PAMR; training-free"),
+    "temporal": ("methods.temporal:Temporal",
+                 "any image method made a video method: its per-pixel scores averaged over neighbouring frames"),
 }
 
 #: name -> Method subclass (this module never imports `interface`: defining a subclass calls `register`)

@@ -45,7 +45,13 @@ RANDOM_WEIGHTS_SEED = 0
 CHECKPOINT_ENV = "BENCHMARK_CLIP_CHECKPOINT"
 
 PROMPT_SETS = ("single", "imagenet_select", "imagenet")
-LAST_BLOCKS = ("value", "plain")
+#: How the last block attends: `value` (MaskCLIP: each token its own value), `plain` (CLIP's own),
+#: `csa` (SCLIP: q-q plus k-k attention, residual and FFN kept), `clearclip` (q-q attention, no
+#: residual, no FFN), `naclip` (k-k attention plus a Gaussian neighbourhood, no residual, no FFN).
+LAST_BLOCKS = ("value", "plain", "csa", "clearclip", "naclip")
+#: How the positional embedding is resized to a token grid: to the grid's size (`size`), or by the
+#: scale factor (grid + 0.1) / trained grid that SCLIP, ClearCLIP and NACLIP pass to interpolate.
+POSITIONS = ("size", "scale")
 # CAT-Seg's single prompt, and CoOp's 7 selected ImageNet templates plus the plain one (8).
 _SINGLE = ("A photo of a {} in the scene",)
 _SELECT = ("itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
@@ -144,23 +150,36 @@ class DenseClip:
 
     # -- image path ------------------------------------------------------------------------------
 
-    def tokens(self, images: torch.Tensor, last_block: str = "value") -> torch.Tensor:
+    def tokens(self, images: torch.Tensor, last_block: str = "value", positions: str = "size",
+               gaussian_std: float = 5.0) -> torch.Tensor:
         """CLIP-normalised images [B, 3, H, W] (H, W multiples of the patch size) -> every token after
-        `ln_post` and `proj`, [B, 1 + h*w, D]; token 0 is the class token."""
-        if last_block not in LAST_BLOCKS:
-            raise ValueError(f"last_block={last_block!r}: choose one of {', '.join(LAST_BLOCKS)}")
+        `ln_post` and `proj`, [B, 1 + h*w, D]; token 0 is the class token. `last_block` and
+        `positions`: see LAST_BLOCKS and POSITIONS; `gaussian_std` (in patches) is NACLIP's."""
+        if last_block not in LAST_BLOCKS or positions not in POSITIONS:
+            raise ValueError(f"last_block={last_block!r}, positions={positions!r}: choose last_block from "
+                             f"{', '.join(LAST_BLOCKS)} and positions from {', '.join(POSITIONS)}")
         visual = self.model.visual
         with torch.no_grad(), self.autocast():
             x = visual.conv1(images.to(self.device))
-            grid = x.shape[-2:]
+            grid = tuple(x.shape[-2:])
             x = x.flatten(2).transpose(1, 2)
             cls = visual.class_embedding.view(1, 1, -1).expand(x.shape[0], -1, -1).to(x.dtype)
-            x = torch.cat([cls, x], dim=1) + self._positional_embedding(grid).to(x.dtype)
+            x = torch.cat([cls, x], dim=1) + self._positional_embedding(grid, positions).to(x.dtype)
             x = visual.ln_pre(x)
             blocks = visual.transformer.resblocks
             for block in blocks[:-1]:
                 x = block(x)
-            x = blocks[-1](x) if last_block == "plain" else value_path(blocks[-1], x)
+            last = blocks[-1]
+            if last_block == "plain":
+                x = last(x)
+            elif last_block == "value":
+                x = value_path(last, x)
+            elif last_block == "csa":
+                x = x + last.ls_1(self_attention(last, last.ln_1(x), "csa"))
+                x = x + last.ls_2(last.mlp(last.ln_2(x)))
+            else:  # ClearCLIP and NACLIP keep the attention output alone
+                bias = neighbourhood(grid, gaussian_std).to(x) if last_block == "naclip" else None
+                x = self_attention(last, last.ln_1(x), last_block, bias)
             x = visual.ln_post(x) @ visual.proj
         return x.float()
 
@@ -169,27 +188,32 @@ class DenseClip:
         with torch.no_grad(), self.autocast():
             return F.normalize(self.model.encode_image(images.to(self.device)).float(), dim=-1)
 
-    def dense_features(self, images: torch.Tensor, last_block: str = "value") -> torch.Tensor:
+    def dense_features(self, images: torch.Tensor, last_block: str = "value", positions: str = "size",
+                       gaussian_std: float = 5.0) -> torch.Tensor:
         """CLIP-normalised images [B, 3, H, W] -> dense features [B, D, H/patch, W/patch] (not normalised)."""
         height, width = images.shape[-2:]
         patch = self.patch_size
         if height % patch or width % patch:
             raise ValueError(f"CLIP input {height}x{width} is not a multiple of the patch size {patch}; resize first")
-        tokens = self.tokens(images, last_block)[:, 1:]
+        tokens = self.tokens(images, last_block, positions, gaussian_std)[:, 1:]
         return tokens.transpose(1, 2).reshape(images.shape[0], -1, height // patch, width // patch)
 
-    def _positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+    def _positional_embedding(self, grid: tuple[int, int], positions: str = "size") -> torch.Tensor:
         """The positional embedding for a token grid, bicubically resized from the trained one (cached)."""
-        key = tuple(grid)
+        key = (tuple(grid), positions)
         if key not in self._positions:
             stored = self.model.visual.positional_embedding
             side = math.isqrt(stored.shape[0] - 1)
-            if key == (side, side):
+            if tuple(grid) == (side, side):
                 self._positions[key] = stored
             else:
                 patches = stored[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-                resized = F.interpolate(patches, size=key, mode="bicubic", align_corners=False)
-                resized = resized.permute(0, 2, 3, 1).reshape(key[0] * key[1], -1).to(stored.dtype)
+                if positions == "size":
+                    resized = F.interpolate(patches, size=grid, mode="bicubic", align_corners=False)
+                else:  # the scale factor the reference code passes (its +0.1 makes the output size exact)
+                    factors = ((grid[0] + 0.1) / side, (grid[1] + 0.1) / side)
+                    resized = F.interpolate(patches, scale_factor=factors, mode="bicubic", align_corners=False)
+                resized = resized.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(stored.dtype)
                 self._positions[key] = torch.cat([stored[:1], resized])
         return self._positions[key]
 
@@ -228,6 +252,34 @@ def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     values = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width:], attn.in_proj_bias[2 * width:])
     x = x + block.ls_1(attn.out_proj(values))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def self_attention(block: torch.nn.Module, x: torch.Tensor, kind: str, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The last block's attention output (after out_proj) with its weights made from the tokens
+    themselves: `csa` softmax(q q^T) + softmax(k k^T); `clearclip` softmax(q q^T); `naclip`
+    softmax(k k^T + bias), per head, scaled by head_dim^-0.5. x: [B, L, D]."""
+    attn = block.attn
+    heads, (batch, length, width) = attn.num_heads, x.shape
+    q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    scale = (width // heads) ** -0.5
+    if kind == "csa":
+        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1) + (k @ k.transpose(-2, -1) * scale).softmax(-1)
+    elif kind == "clearclip":
+        weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
+    else:
+        weights = (k @ k.transpose(-2, -1) * scale + bias).softmax(-1)
+    out = (weights @ v).transpose(1, 2).reshape(batch, length, width)
+    return attn.out_proj(out)
+
+
+def neighbourhood(grid: tuple[int, int], std: float) -> torch.Tensor:
+    """NACLIP's attention bias: between patches i and j, exp(-|p_i - p_j|^2 / (2 std^2)) (positions
+    in patches); 0 to and from the class token. [1 + h*w, 1 + h*w]."""
+    rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
+    points = torch.stack([rows.flatten(), cols.flatten()], dim=1).float()
+    bias = torch.exp(-(points[:, None] - points[None]).square().sum(-1) / (2 * std ** 2))
+    return F.pad(bias, (1, 0, 1, 0))
 
 
 def random_weights_warning(clip: DenseClip, method: str) -> str | None:
