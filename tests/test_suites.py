@@ -105,7 +105,7 @@ def test_a_users_table_may_not_take_a_built_in_tables_name(tmp_path):
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     done = run_cli("run", "--suite", "paper", "--train", "--dry-run", "--output", tmp_path / "run", check=0)
-    assert "14 trainings, then 21 evaluation cells" in done.stdout
+    assert "14 trainings, then 27 evaluation cells" in done.stdout
     assert "ov2vss [variant=rfe, backbone=resnet-tiny] on synthetic:seen, seed 0: to train" in done.stdout
     # the stand-ins' frames are 72x96; no figure was measured at that size, and the output says so
     assert "time: unknown at 72x96: measured only at 480x853" in done.stdout
