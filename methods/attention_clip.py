@@ -24,12 +24,19 @@ import torch.nn.functional as F
 
 from benchmark.interface import ABSTAIN, ImageMethod, TableLabel
 from benchmark.options import Range
+from benchmark.speeds import DEV_CPU, Speed
 from methods import clip as clip_module
 from methods import pamr
 from methods.windows import WindowedInference
 
 #: mmseg's Resize(scale=(2048, short_side), keep_ratio=True): the long side is capped here.
 LONG_SIDE_CAP = 2048
+SPEED = "python benchmarks/attention_clip_speed.py --configs full (ViT-B/16, defaults)"
+
+
+def _speed(seconds: float) -> tuple[Speed, ...]:
+    """A figure at the method's defaults with OpenAI's ViT-B/16 (auto resolves to it on real data)."""
+    return (Speed("cpu", DEV_CPU, SPEED, seconds_per_frame=seconds, when={"clip_model": ("auto", clip_module.PAPER_MODEL)}),)
 
 
 class AttentionClip(ImageMethod):
@@ -129,6 +136,7 @@ class SCLIP(AttentionClip):
     name = "sclip"
     label = "SCLIP"
     last_block = "csa"
+    speeds = _speed(2.55)
 
 
 class ClearCLIP(AttentionClip):
@@ -139,6 +147,7 @@ class ClearCLIP(AttentionClip):
     name = "clearclip"
     label = "ClearCLIP"
     last_block = "clearclip"
+    speeds = _speed(3.19)
 
     def __init__(self, clip_model: str = "auto", clip_pretrained: str = "auto", prompts: str = "imagenet",
                  short_side: Annotated[int, Range(16)] = 448, window: Annotated[int, Range(16)] = 448,
@@ -158,6 +167,7 @@ class NACLIP(AttentionClip):
     name = "naclip"
     label = "NACLIP"
     last_block = "naclip"
+    speeds = _speed(4.21)
     option_help = {**AttentionClip.option_help, "gaussian_std": "std of the neighbourhood bias, in patches"}
 
     def __init__(self, clip_model: str = "auto", clip_pretrained: str = "auto", prompts: str = "imagenet",

@@ -50,7 +50,7 @@ def test_the_paper_suite_is_its_table_files_rows():
     made = plan.make(plan.Request(suite="paper", train=True))
     rows = {(row.method, tuple(sorted(row.options_on(stand_in=True).items())))
             for table in suites.find("paper").tables for row in table.rows if not row.needs_weights}
-    assert len(made.cells) == 21 and len(made.trainings) == 14
+    assert len(made.cells) == 27 and len(made.trainings) == 14
     assert {c.setting for c in made.cells} == {"unseen", "all"} and {c.dataset for c in made.cells} == {"synthetic"}
     for cell in made.cells:  # every cell runs one row's options (stand-ins: no real dataset here)
         assert any(cell.method == method and all(cell.options[k] == v for k, v in options) for method, options in rows)

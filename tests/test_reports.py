@@ -48,7 +48,7 @@ def published(name):
 
 def test_every_table_is_written_in_three_formats(paper_run):
     run, cells = paper_run
-    assert len(cells) == 21 and all(c["status"] == "done" for c in cells.values())
+    assert len(cells) == 27 and all(c["status"] == "done" for c in cells.values())
     names = {p.stem for p in (run / "tables").iterdir()}
     assert {"table1", "table2", "table3", "generalized", "consistency", "cells", "per_class__synthetic-unseen",
             "per_class__synthetic-all"} <= names
