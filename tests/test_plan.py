@@ -21,7 +21,8 @@ def test_a_plain_request_is_every_method_on_every_setting():
 
 def test_the_main_command_uses_shipped_weights_and_leaves_out_what_has_none():
     made = plan.make(plan.Request())
-    assert {c.method for c in made.cells} == {"chance", "clip-cost-volume", "sam-clip", "ov2vss"}
+    assert {c.method for c in made.cells} == {"chance", "clip-cost-volume", "sam-clip", "ov2vss", "sclip", "clearclip",
+                                              "naclip", "temporal"}
     (ov2vss,) = [c for c in made.cells if c.method == "ov2vss"]
     assert made.weights[ov2vss.id] == f"shipped: {ov2vss.checkpoint}" and ov2vss.checkpoint.endswith(".pt")
     assert any(note.startswith("ov2vss: shipped weights") for note in made.notes)

@@ -41,7 +41,8 @@ def test_main_command_runs_from_any_folder_and_names_unseen_classes_far_above_ch
                         "add --train)"]
     results = [json.loads(p.read_text()) for p in (tmp_path / "results/runs/default/cells").glob("*.json")]
     results = {result["cell"]["method"]: result for result in results}
-    assert set(results) == {"chance", "clip-cost-volume", "sam-clip", "ov2vss"}
+    assert set(results) == {"chance", "clip-cost-volume", "sam-clip", "ov2vss", "sclip", "clearclip", "naclip",
+                            "temporal"}
     assert 0 < results["chance"]["metrics"]["mIoU"] < CHANCE_BOUND
     for method, result in results.items():
         assert result["status"] == "done" and result["cell"]["setting"] == "unseen", method
