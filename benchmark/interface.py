@@ -216,16 +216,12 @@ class ImageMethod(Method):
     def segment_frame(self, image: torch.Tensor) -> torch.Tensor:
         """Label one uint8 RGB frame [3, H, W]; return an integer map [H, W]."""
 
-    def segment_frame_scores(self, image: torch.Tensor) -> torch.Tensor:
-        """Optional: per-pixel class scores of one frame, float [C, H, W] over the vocabulary (higher
-        means more likely; the map is their argmax). Wrappers that combine frames (`temporal`) need it."""
-        raise NotImplementedError(
-            f"method {self.name} gives no per-pixel class scores (ImageMethod.segment_frame_scores), so it "
-            "cannot be wrapped by a method that combines them over frames; define segment_frame_scores")
-
     @classmethod
     def gives_scores(cls) -> bool:
-        return cls.segment_frame_scores is not ImageMethod.segment_frame_scores
+        """Whether the method defines the optional hook `segment_frame_scores(image)`: per-pixel class
+        scores of one frame, float [C, H, W] over the vocabulary (higher means more likely; the map is
+        their argmax). Wrappers that combine frames (`temporal`) need it."""
+        return callable(getattr(cls, "segment_frame_scores", None))
 
 
 class TrainableMethod(Method):

@@ -1,5 +1,5 @@
 """`temporal`: any image method as a video method. Each labelled frame takes the weighted mean of the
-base method's per-pixel class scores (`ImageMethod.segment_frame_scores`) over a window of frames
+base method's per-pixel class scores (the optional hook `segment_frame_scores`) over a window of frames
 around it, optionally aligned to it by optical flow, and labels each pixel with the best class.
 
     --methods temporal --opt temporal.base=sclip --opt temporal.window=5 --opt temporal.logit_scale=50
@@ -55,7 +55,7 @@ class Temporal(Method):
         base_class = registry.get(base)
         if not (issubclass(base_class, ImageMethod) and base_class.gives_scores()):
             raise ValueError(f"temporal base={base!r}: {base} gives no per-pixel class scores "
-                             "(ImageMethod.segment_frame_scores), so its frames cannot be combined; bases that do: "
+                             "(no segment_frame_scores), so its frames cannot be combined; bases that do: "
                              f"{', '.join(scoring_methods()) or 'none'}")
         declared, open_ended = typed_options.method_types(base_class)
         unknown = sorted(set(base_options) - set(declared)) if not open_ended else []
@@ -116,10 +116,11 @@ class Temporal(Method):
         return warp(scores, flow)
 
     def provenance(self) -> dict[str, Any]:
-        return {"base": {"method": self.base_name, **self.base.provenance()},
+        base = self.base.provenance()
+        return {"base": {"method": self.base_name, **base},
                 "temporal": {"offsets": self.offsets(), "weights": self.weighting,
                              "flow": self.flow_path and {"model": self.flow_model, "weights": self.flow_path}},
-                "warnings": list(self.base.provenance().get("warnings", []))}
+                "warnings": list(base.get("warnings", []))}
 
 
 def scoring_methods() -> list[str]:
