@@ -325,7 +325,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for result in failed:
             print(f"FAILED {result['cell']['id']}: {result.get('error', {}).get('message')}", file=sys.stderr)
         try:
-            logged = _report(args.output, [c.id for c in made.cells], args.tracking_uri if not args.no_tracking else False)
+            logged = _report(args.output, [c.id for c in made.cells], args.tracking_uri if not args.no_tracking else False,
+                             redraw=bool(todo))
         except OSError as error:  # the cells' results are written; only the tables or plots are not
             print(f"error: the report could not be written: {_os_error(error)}; the cells' results are kept, "
                   f"rebuild it with `python -m benchmark report {args.output}`", file=sys.stderr)
@@ -499,24 +500,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str | None | bool,
-            bootstrap=None) -> bool:
+            bootstrap=None, redraw: bool = True) -> bool:
     """Write and print the tables (intervals by `bootstrap`, default the cells' own), draw the plots,
     and log to mlflow unless `tracking_uri` is False. With `cell_ids`, the table of every cell shows
-    only those (a run's own cells). False when logging failed (what to do is printed)."""
+    only those (a run's own cells). `redraw=False`: keep tables and plots drawn from exactly what is
+    there now (print them again). False when logging failed (what to do is printed)."""
     import shlex
 
-    from benchmark.reporting import plots, tables, tracking
+    from benchmark.reporting import freshness, plots, tables, tracking
+    from benchmark.store import RunStore
 
-    report = tables.write_report(output, bootstrap)
-    for table in report.tables:
-        if table.name == "cells" and cell_ids is not None:
-            table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
-        if table.headline:
-            print(table.markdown())
-    print(f"tables: {', '.join(t.name for t in report.tables)} in {output / 'tables'} (.md, .csv, .tex)")
-    drawn = plots.write_plots(output, report.labels, report.rows)
-    if drawn:
-        print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
+    store = RunStore(output)
+    inputs = freshness.fingerprint(store)
+    stamp = None if redraw or bootstrap is not None else freshness.unchanged(store, inputs)
+    if stamp is not None:
+        for name in stamp["headline"]:
+            print((store.tables_dir / f"{name}.md").read_text())
+        print(f"tables and plots in {output} are unchanged: nothing they are drawn from changed since "
+              f"{stamp['time']} (`python -m benchmark report {output}` draws them again)")
+    else:
+        report = tables.write_report(output, bootstrap)
+        for table in report.tables:
+            if table.name == "cells" and cell_ids is not None:
+                table.shown = table.shown[table.data["cell"].isin(cell_ids).to_numpy()]
+            if table.headline:
+                print(table.markdown())
+        print(f"tables: {', '.join(t.name for t in report.tables)} in {output / 'tables'} (.md, .csv, .tex)")
+        drawn = plots.write_plots(output, report.labels, report.rows)
+        if drawn:
+            print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
+        if bootstrap is None:
+            written = [store.tables_dir / f"{t.name}{suffix}" for t in report.tables for suffix in (".md", ".csv", ".tex")]
+            freshness.record(store, inputs, [t.name for t in report.tables if t.headline], written + drawn)
     if tracking_uri is False:
         return True
     uri = tracking_uri or tracking.default_uri()
@@ -536,7 +551,10 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
 def cmd_status(args: argparse.Namespace) -> int:
     from benchmark.execution import status
 
-    print(status.format_rows(status.rows(args.dir)))
+    found, note = status.survey(args.dir)
+    if note:
+        print(note)
+    print(status.format_rows(found))
     return 0
 
 

@@ -9,6 +9,12 @@ import time
 log = logging.getLogger(__name__)
 
 
+def log_to_stderr() -> None:
+    """In a job (a SLURM job or a local process), the harness's messages, progress lines among them, go to
+    its log (what `status` shows the end of), as a terminal would show them."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
 class Progress:
     """tqdm on a terminal; in a batch job, a plain log line at most every LOG_SECONDS and at the end."""
 

@@ -23,14 +23,14 @@ import numpy as np
 from benchmark import registry, saved_predictions, uncertainty
 from benchmark.code_identity import changed_files, method_code
 from benchmark.data import catalog
-from benchmark.data.frames import read_ahead
 from benchmark.data.loading import PREFETCH_FRAMES, prefetched_videos
-from benchmark.data.records import MASK_SIZE_FIX, DatasetError, VideoRecord, read_mask
+from benchmark.data.records import MASK_SIZE_FIX, DatasetError, VideoRecord
 from benchmark.interface import Video
 from benchmark.metrics import ConfusionMatrix, PredictionError, VideoConsistency, as_label_map, check_prediction
 from benchmark.plan import Cell
 from benchmark.progress import Progress
 from benchmark.runtime import resolve_device, seed_everything, set_threads
+from benchmark.scoring import GroundTruthReader, MapError, ScoringPlan, VideoScorer
 from benchmark.store import RunStore, StoreError, now, provenance
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,7 @@ def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) ->
     result = {key: value for key, value in parts[0].items() if key not in ("timing", "provenance")}
     result["provenance"] = {**parts[0]["provenance"], "shard": None, "end_time": max(
         part["provenance"]["end_time"] for part in parts), "shards": [part["provenance"] for part in parts]}
-    segment_s = sum(part["timing"]["segment_s"] for part in parts)
-    frames = sum(part["timing"]["frames"] for part in parts)
-    result["timing"] = {"setup_s": max(part["timing"]["setup_s"] for part in parts), "segment_s": segment_s,
-                        "frames": frames, "frames_per_s": frames / segment_s if segment_s else None}
+    result["timing"] = merged_timing([part["timing"] for part in parts])
     try:
         _merge_states(cell, store, open_evaluation(cell, context, {}), result)
     except Exception as error:  # a video state went missing or bad since its shard saved it
@@ -156,6 +153,19 @@ def merge_shards(cell_data: dict[str, Any], context: RunContext, shards: int) ->
                                               "traceback": traceback.format_exc()})
     _publish(cell, store, result)
     return result
+
+
+def merged_timing(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sharded cell's timing: frames per second of wall-clock time, from the first shard's first frame
+    to the last shard's last (the shards ran side by side), with each shard's own timing kept."""
+    frames = sum(part["frames"] for part in shards)
+    segment_s = sum(part["segment_s"] for part in shards)
+    if all("started" in part and "ended" in part for part in shards):
+        wall_s = max(part["ended"] for part in shards) - min(part["started"] for part in shards)
+    else:  # shards saved before their start and end were recorded
+        wall_s = segment_s
+    return {"setup_s": max(part["setup_s"] for part in shards), "segment_s": segment_s, "wall_s": wall_s,
+            "frames": frames, "frames_per_s": frames / wall_s if wall_s else None, "shards": shards}
 
 
 def load_plugins(context: RunContext) -> None:
@@ -210,21 +220,27 @@ def _evaluate_videos(cell: Cell, context: RunContext, store: RunStore, evaluatio
         log.info("cell %s: %d saved videos were computed by other code of the method; computing them again",
                  cell.id, len(outdated))
         done -= outdated
-    if done:
-        log.info("cell %s: resuming, %d of %d videos already done", cell.id, len(done), len(evaluation.videos))
     todo = [record for record in records if record.name not in done]
+    if len(todo) < len(records):  # this shard's own videos: other shards' saved ones are theirs to count
+        part = f" (shard {result['provenance']['shard']})" if "shard" in result["provenance"] else ""
+        log.info("cell %s%s: resuming, %d of %d videos already done", cell.id, part, len(records) - len(todo),
+                 len(records))
     todo_frames = sum(len(r.annotated) for r in todo)
     progress = Progress(todo_frames, cell.id)
+    plan = ScoringPlan.for_setting(setting, cell.vc_rule)
     videos = prefetched_videos(todo, PREFETCH_FRAMES, ahead="all" if method.video else "annotated")
     first = evaluation.videos[0].name
+    timing["started"] = time.time()
     for record, video in zip(todo, videos):
         seed_everything(cell.seed ^ zlib.crc32(record.name.encode()))
         started = time.perf_counter()
         showcase = Showcase(store.showcase_dir(cell.id), cell, setting, video) if record.name == first else None
-        state = {**_evaluate_video(method, cell, setting, record, video, progress, showcase, files), "method_code": code}
+        state = {**_evaluate_video(method, cell, setting, record, video, progress, plan, showcase, files,
+                                   pin=device.type == "cuda"), "method_code": code}
         timing["segment_s"] += time.perf_counter() - started
         store.save_video_state(cell.id, record.name, state)
     progress.close()
+    timing["ended"] = time.time()
     # Only this process's frames were timed; a resumed cell's earlier videos were not.
     timing["frames"] = todo_frames
     timing["frames_per_s"] = todo_frames / timing["segment_s"] if timing["segment_s"] else None
@@ -286,13 +302,11 @@ def trained_checkpoint(training: str) -> pathlib.Path:
     return read_trained(pathlib.Path(training))
 
 
-def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress,
-                    showcase: Showcase | None = None,
-                    files: saved_predictions.PredictionFiles | None = None) -> dict[str, Any]:
-    confusion = ConfusionMatrix(len(setting.class_names))
-    consistency = VideoConsistency(rule=cell.vc_rule)
-    consistency.start_video(len(video.annotated))
-    masks = read_ahead(read_mask, [record.masks[i] for i in video.annotated], PREFETCH_FRAMES)
+def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Video, progress, plan: ScoringPlan,
+                    showcase: Showcase | None = None, files: saved_predictions.PredictionFiles | None = None,
+                    pin: bool = False) -> dict[str, Any]:
+    scorer = VideoScorer(plan, len(video.annotated))
+    truths = iter(GroundTruthReader(plan, record, video.annotated, pin))
     where = f"method {cell.method}, video {record.name}"
     method.take_counts()  # what setup or an earlier, failed attempt counted is not this video's
     if files is not None:
@@ -311,30 +325,35 @@ def _evaluate_video(method, cell: Cell, setting, record: VideoRecord, video: Vid
         except Exception as error:
             raise CellFailure(f"{frame}: segment() raised {type(error).__name__}: {error}") from error
         try:
-            raw = next(masks)
-            labels = record.mask_format.decode(raw, record.masks[index])
+            truth = next(truths)
         except DatasetError as error:
             raise CellFailure(f"{frame}: {error}") from error
         try:
-            prediction = as_label_map(prediction)
-            check_prediction(prediction, len(setting.vocabulary), raw.shape)
+            scorer.add(truth, prediction, frame)
+            wanted = showcase is not None and showcase.wants(index)
+            if wanted or files is not None:  # pictures and files need the map here, checked
+                labels = as_label_map(prediction)
+                check_prediction(labels, len(setting.vocabulary), truth.raw.shape)
+        except MapError as error:  # an earlier frame's, found in the background: it names the frame
+            raise CellFailure(str(error)) from error
         except PredictionError as error:
             image_shape = tuple(video.frame(index).shape[1:])
-            if image_shape != raw.shape:
+            if image_shape != truth.raw.shape:
                 raise CellFailure(f"{frame}: the dataset is inconsistent: mask {record.masks[index]} is "
-                                  f"{raw.shape} but frame {video.path(index)} is {image_shape} (H, W); "
+                                  f"{truth.raw.shape} but frame {video.path(index)} is {image_shape} (H, W); "
                                   f"{MASK_SIZE_FIX}") from error
             raise CellFailure(f"{frame}: {error}") from error
-        truth, scored = setting.ground_truth(labels), setting.score_labels(prediction)
-        confusion.update(truth, scored)
-        consistency.update(raw, prediction, record.mask_format.unscored)
-        if showcase is not None:
-            showcase.keep(index, truth, scored)
+        if wanted:
+            showcase.keep(index, truth.classes(plan), setting.score_labels(labels))
         if files is not None:
-            files.write(record.name, video.frame_id(index), setting.card_labels(prediction))
+            files.write(record.name, video.frame_id(index), setting.card_labels(labels))
         progress.update(1)
     if next(maps, None) is not None:
         raise CellFailure(f"{where}: segment() yielded more label maps than the {len(video.annotated)} annotated frames")
+    try:
+        confusion, consistency = scorer.finish()
+    except MapError as error:
+        raise CellFailure(str(error)) from error
     if showcase is not None:
         showcase.save()
     if files is not None:
@@ -358,8 +377,11 @@ class Showcase:
                      "protocol": cell.protocol}
         self.images: dict[str, np.ndarray] = {}
 
+    def wants(self, index: int) -> bool:
+        return index in self.indices
+
     def keep(self, index: int, truth: np.ndarray, scored: np.ndarray) -> None:
-        if index in self.indices:
+        if self.wants(index):
             frame_id = self.video.frame_id(index)
             self.images[f"{frame_id}.jpg"] = self.video.frame(index).permute(1, 2, 0).numpy()
             self.images[f"{frame_id}.gt.png"] = _class_image(truth)

@@ -68,8 +68,12 @@ def atomic_write_json(path: pathlib.Path, data: Any) -> None:
     temporary = None
     with writing(path):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            except FileNotFoundError:  # an emptied parent (partial/) was removed meanwhile: make it again
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             os.fchmod(descriptor, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(data, handle, indent=1, allow_nan=False)
@@ -168,7 +172,12 @@ class RunStore:
         return self.root / "showcase" / cell_id
 
     def clear_partial(self, cell_id: str) -> None:
+        """Remove a cell's saved videos, and `partial/` itself once no cell has any left there."""
         shutil.rmtree(self.partial_dir(cell_id), ignore_errors=True)
+        try:
+            self.partial_dir(cell_id).parent.rmdir()
+        except OSError:  # another cell's videos are there, or it is gone already
+            pass
 
     def add_to_plan(self, cells: list[dict[str, Any]], context: dict[str, Any]) -> None:
         """Record the cells of a run; earlier runs into the same folder keep theirs."""

@@ -138,6 +138,9 @@ def test_local_executor_matches_debug_and_survives_a_crashing_process(tmp_path):
     assert crashed["status"] == "failed" and "died" in crashed["error"]["message"]
     assert os.path.exists(crashed["error"]["log"]), crashed["error"]
     assert "FAILED" in done.stderr
+    oracle = one_cell(local, "test-oracle")
+    logs = "".join(p.read_text() for p in (local / "jobs").glob("*_log.err"))  # progress, as in a SLURM job's log
+    assert f"{oracle['cell']['id']}: {oracle['counts']['frames']}/{oracle['counts']['frames']} frames" in logs
 
     status = run_cli("status", local, check=0).stdout
     assert status.count("done ") == 2 and "failed" in status and "died" in status
@@ -176,3 +179,67 @@ def test_a_trainable_method_loads_its_checkpoint_before_evaluation(tmp_path):
     trained = one_cell(out, "test-trainable")
     assert trained["cell"]["checkpoint"] == str(checkpoint)
     assert trained["metrics"] == one_cell(out, "test-constant")["metrics"]
+
+
+def test_a_finished_folder_run_again_keeps_its_tables_and_plots_and_leaves_no_empty_folders(tmp_path):
+    out = tmp_path / "run"
+    base = ["run", "--plugin", TEST_METHODS, "--methods", "test-oracle", "--datasets", "synthetic:unseen",
+            "--output", out, "--no-tracking"]
+    first = run_cli(*base, check=0)
+    assert not (out / "partial").exists()  # the finished cell's saved videos are gone, and their folder
+    drawn = {p: p.stat().st_mtime_ns for p in [*(out / "tables").iterdir(), *(out / "plots").iterdir()]}
+    again = run_cli(*base, check=0)
+    assert "are unchanged" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in drawn} == drawn
+    headline = [line for line in first.stdout.splitlines() if line.startswith("|")]
+    assert headline and headline == [line for line in again.stdout.splitlines() if line.startswith("|")]
+    # Something they are drawn from changed: a new cell in the folder; then they are drawn again.
+    run_cli(*base[:4], "test-constant", *base[5:], check=0)
+    assert (out / "tables" / "cells.md").stat().st_mtime_ns != drawn[out / "tables" / "cells.md"]
+    assert "test-constant" in (out / "tables" / "cells.md").read_text()
+
+
+def test_a_shard_counts_only_its_own_videos_when_it_resumes(tmp_path, caplog):
+    from benchmark import plan, registry
+    from benchmark.runner import RunContext, run_cell
+
+    registry.load_plugin(str(TEST_METHODS))
+    (cell,) = plan.make(plan.Request(methods=["test-oracle"], datasets=["synthetic:unseen"])).cells
+    context = RunContext(str(tmp_path / "run"), [str(TEST_METHODS)])
+    caplog.set_level("INFO", logger="benchmark.runner")
+    assert run_cell(cell.to_dict(), context, shard=1, shards=2)["status"] == "shard-done"
+    assert "resuming" not in caplog.text
+    # Shard 1 runs again (its job was requeued): all its own videos are saved, none of shard 0's.
+    assert run_cell(cell.to_dict(), context, shard=1, shards=2)["status"] == "shard-done"
+    videos = len(synthetic.SyntheticReader().read_videos(synthetic.ensure(), "val"))
+    assert f"(shard 1 of 2): resuming, {videos // 2} of {videos // 2} videos already done" in caplog.text
+    caplog.clear()
+    merged = run_cell(cell.to_dict(), context, shard=0, shards=2)
+    assert "resuming" not in caplog.text and merged["status"] == "done"
+    timing = merged["timing"]
+    assert [part["frames"] for part in timing["shards"]] and timing["frames"] == sum(p["frames"] for p in timing["shards"])
+    wall = max(p["ended"] for p in timing["shards"]) - min(p["started"] for p in timing["shards"])
+    assert timing["wall_s"] == wall and timing["frames_per_s"] == timing["frames"] / wall
+
+
+def test_status_answers_at_once_when_slurm_cannot_be_reached(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from benchmark.execution.jobs import Task, TaskRecords
+
+    out = tmp_path / "run"
+    run_cli("run", "--methods", "chance", "--datasets", "synthetic:unseen", "--output", out, "--no-tracking", check=0)
+    cell_id = next((out / "cells").glob("*.json")).stem
+    TaskRecords(out / "jobs").save(Task(id=cell_id, kind="cell", payload={"id": cell_id}, jobs=[{"job_id": "4242"}]))
+    with socket.socket() as probe:  # a port nothing listens on: the controller is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(f"ClusterName=gone\nSlurmctldHost=gone(127.0.0.1)\nSlurmctldPort={port}\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    started = time.monotonic()
+    done = run_cli("status", out, check=0)
+    assert time.monotonic() - started < 8  # a Python start and the files; squeue alone waited 9 s
+    assert f"no controller answers at 127.0.0.1:{port}" in done.stdout and "files only" in done.stdout
+    assert "1 done" in done.stdout

@@ -17,6 +17,7 @@ from benchmark.execution.lock import driver_lock
 from benchmark.execution.profiles import ClusterProfile
 from benchmark.execution.training import run_training
 from benchmark.plan import Cell
+from benchmark.progress import log_to_stderr
 from benchmark.runner import RunContext, run_cell
 from benchmark.store import RunStore, now
 
@@ -68,7 +69,7 @@ def _execute_local(cells: list[Cell], context: RunContext, workers: int,
         while waiting or running:
             while waiting and len(running) < max(1, workers):
                 cell = waiting.pop(0)
-                running[cell.id] = (cell, executor.submit(run_cell, cell.to_dict(), context))
+                running[cell.id] = (cell, executor.submit(_local_cell, cell.to_dict(), context))
                 log.info("cell %s: started as local job %s", cell.id, running[cell.id][1].job_id)
             for cell_id, (cell, job) in list(running.items()):
                 if job.done():
@@ -92,6 +93,16 @@ def _local_executor(store: RunStore):
     return executor
 
 
+def _local_cell(cell_data: dict[str, Any], context: RunContext) -> dict[str, Any]:
+    log_to_stderr()
+    return run_cell(cell_data, context)
+
+
+def _local_training(*args: Any) -> str:
+    log_to_stderr()
+    return run_training(*args)
+
+
 def _train_here(planned, executor: str, store: RunStore) -> None:
     args = (planned.training.to_dict(), planned.context)
     # A `train` (or another run) training the same configuration into its folder goes first; then this
@@ -100,7 +111,7 @@ def _train_here(planned, executor: str, store: RunStore) -> None:
         if executor == "debug":
             run_training(*args)
             return
-        job = _local_executor(store).submit(run_training, *args)
+        job = _local_executor(store).submit(_local_training, *args)
         log.info("training %s: started as local job %s", planned.training.id, job.job_id)
         job.result()
 

@@ -7,8 +7,10 @@ task's record (`DIR/jobs/tasks/<task>.json`) lists every job that ran it, with i
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,6 +65,41 @@ class TaskRecords:
 
     def all(self) -> list[Task]:
         return [Task(**read_json(p)) for p in sorted(self.folder.glob("*.json"))] if self.folder.is_dir() else []
+
+
+def controllers() -> tuple[pathlib.Path, list[tuple[str, int]]]:
+    """The SLURM controllers' addresses (SlurmctldHost, SlurmctldPort) from the slurm.conf that the
+    commands read ($SLURM_CONF, else /etc/slurm/slurm.conf); none where there is no such file."""
+    path = pathlib.Path(os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf")
+    hosts, port = [], 6817
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return path, []
+    for line in lines:
+        key, _, value = line.split("#")[0].strip().partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key in ("slurmctldhost", "controlmachine", "controladdr") and value:
+            name, _, address = value.partition("(")
+            hosts.append(address.rstrip(")") or name)
+        elif key == "slurmctldport" and value:
+            port = int(value.split("-")[0])
+    return path, [(host, port) for host in hosts]
+
+
+def unreachable(timeout_s: float = 1.0) -> str | None:
+    """Why no SLURM controller can be reached from here, found at once (a refused or unanswered
+    connection); None when one answers, or when this machine's slurm.conf does not say where they are."""
+    path, addresses = controllers()
+    for host, port in addresses:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return None
+        except OSError:
+            continue
+    if not addresses:
+        return None
+    return f"no controller answers at {', '.join(f'{h}:{p}' for h, p in addresses)}, as {path} names them"
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:

@@ -32,6 +32,7 @@ from benchmark.execution.jobs import Task, TaskRecords
 from benchmark.execution.profiles import ClusterProfile
 from benchmark.execution.training import PlannedTraining, TrainContext, run_training
 from benchmark.plan import Cell
+from benchmark.progress import log_to_stderr
 from benchmark.runner import RunContext, merge_shards, open_evaluation, run_cell
 from benchmark.store import REPOSITORY, RunStore, now
 
@@ -43,7 +44,7 @@ class CellJob(submitit.helpers.Checkpointable):
     and the runner resumes after the last video it saved."""
 
     def __call__(self, cell_data: dict[str, Any], context: RunContext, shard: int, shards: int) -> str:
-        _log_to_stderr()
+        log_to_stderr()
         return run_cell(cell_data, context, shard, shards)["status"]
 
 
@@ -51,13 +52,8 @@ class TrainJob(submitit.helpers.Checkpointable):
     """A training run in a job; requeued, it resumes from the last checkpoint in its folder."""
 
     def __call__(self, training_data: dict[str, Any], context: TrainContext) -> str:
-        _log_to_stderr()
+        log_to_stderr()
         return run_training(training_data, context)
-
-
-def _log_to_stderr() -> None:
-    """The job's log (what `status` shows the end of) gets the harness's messages, as a terminal would."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
 class SlurmExecution:

@@ -5,6 +5,7 @@ failure its error, its log's path and the log's last lines."""
 from __future__ import annotations
 
 import pathlib
+import subprocess
 from dataclasses import dataclass, field
 
 from benchmark.execution import jobs
@@ -21,16 +22,23 @@ class Row:
     detail: list[str] = field(default_factory=list)   # error, log path, log tail
 
 
-def rows(folder: pathlib.Path) -> list[Row]:
+def survey(folder: pathlib.Path) -> tuple[list[Row], str | None]:
+    """Every training's and cell's row, and a note when the cluster could not be asked (the files still
+    tell most)."""
     store = RunStore(folder)
     plan = store.read_plan()
     if plan is None:
         raise FileNotFoundError(f"{folder} has no plan.json; pass the --output folder of a run")
     tasks = TaskRecords(store.jobs_dir).all()
-    try:
-        states = jobs.job_states([t.job_id for t in tasks])
-    except (OSError, RuntimeError):  # SLURM not reachable from here: the files still tell most
-        states = {}
+    states, note = {}, None
+    if any(t.job_id for t in tasks):
+        note = jobs.unreachable()
+        try:
+            states = {} if note else jobs.job_states([t.job_id for t in tasks])
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
+            note = str(error)
+    if note:
+        note = f"SLURM could not be asked ({note}): job states below come from the run folder's files only"
     found = [_training_row(t, states) for t in tasks if t.kind == "train"]
     by_cell: dict[str, list[Task]] = {}
     for task in tasks:
@@ -38,7 +46,7 @@ def rows(folder: pathlib.Path) -> list[Row]:
             by_cell.setdefault(task.cell_id, []).append(task)
     for cell in plan["cells"]:
         found.append(_cell_row(cell["id"], store, by_cell.get(cell["id"], []), states))
-    return found
+    return found, note
 
 
 def _jobs_text(tasks: list[Task], states: dict[str, str]) -> str:
