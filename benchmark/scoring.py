@@ -249,7 +249,7 @@ class VideoScorer:
         except PredictionError as error:
             raise MapError(f"{frame}: {error}") from error
         if numerators is not None:
-            self._add_windows(truth, windows, numerators)
+            self._add_windows(truth.constant, windows, numerators)
 
     def _windows(self) -> list[int]:
         """The window lengths that end at this frame and count under the rule."""
@@ -257,13 +257,13 @@ class VideoScorer:
         drop_last = VC_RULES[self.plan.vc_rule]["drop_last"]
         return [n for n in self.plan.lengths if self.position >= n - 1 and not (drop_last and self.position == last)]
 
-    def _add_windows(self, truth: GroundTruth, windows: list[int], numerators: Sequence[int]) -> None:
+    def _add_windows(self, constant: dict[int, int], windows: list[int], numerators: Sequence[int]) -> None:
         """As VideoConsistency.update adds them: per window, a ratio, or one more window without any.
         `numerators`: per window length of the plan, the pixels constant in ground truth and prediction."""
         for n, numerator in zip(self.plan.lengths, numerators):
             if n not in windows:
                 continue
-            denominator = truth.constant[n]
+            denominator = constant[n]
             if denominator == 0:
                 self.consistency.empty_windows[n] += 1
                 continue
@@ -286,8 +286,8 @@ class VideoScorer:
                 raise MapError(f"{self.labels[position]}: label map has {pixels} pixels with values outside "
                                f"[0, {self.plan.vocabulary}) (the vocabulary has {self.plan.vocabulary} "
                                f"names; use ABSTAIN={ABSTAIN} for 'none of these')")
-            for position, truth, numerators in pending:
-                self._add_windows(truth, self.windows_at[position], numerators)
+            for position, constant, numerators in pending:
+                self._add_windows(constant, self.windows_at[position], numerators)
             confusion.counts = self.plan.fold(counts)
         return confusion, self.consistency
 
@@ -366,7 +366,7 @@ class _DeviceCounts:
         self.tables: dict[int, Any] = {}
         self.counts = torch.zeros((plan.classes + 1) * 256, dtype=torch.int64, device=self.device)
         self.invalid: list[Any] = []
-        self.numerators: list[tuple[int, GroundTruth, Any]] = []
+        self.numerators: list[tuple[int, dict[int, int], Any]] = []  # position, GT-constant pixels, on device
         self.previous: tuple[Any, Any] | None = None
 
     def _rows(self, truth: GroundTruth):
@@ -403,7 +403,7 @@ class _DeviceCounts:
             truth_run = getattr(truth, "run_tensor", None)
             truth_run = torch.from_numpy(truth.run) if truth_run is None else truth_run
             both = torch.minimum(run, truth_run.to(self.device, non_blocking=True))
-            self.numerators.append((len(self.invalid) - 1, truth, torch.stack([(both >= n - 1).sum() for n in self.plan.lengths])))
+            self.numerators.append((len(self.invalid) - 1, truth.constant, torch.stack([(both >= n - 1).sum() for n in self.plan.lengths])))
         return None
 
     def finish(self):
@@ -414,5 +414,5 @@ class _DeviceCounts:
         if bad.size:
             return counts, (int(bad[0]), int(invalid[bad[0]])), []
         numerators = torch.stack([n for *_, n in self.numerators]).cpu().tolist() if self.numerators else []
-        return counts, None, [(position, truth, values)
-                              for (position, truth, _), values in zip(self.numerators, numerators)]
+        return counts, None, [(position, constant, values)
+                              for (position, constant, _), values in zip(self.numerators, numerators)]
