@@ -96,6 +96,7 @@ class GroundTruth:
     mask_format: MaskFormat
     raw_tensor: Any = None       # page-locked copies of raw and run, for a GPU (`pinned`)
     run_tensor: Any = None
+    resized_from: tuple[int, int] | None = None  # the previous mask's size, when this one's differs
 
     def classes(self, plan: ScoringPlan) -> np.ndarray:
         """Scored classes or IGNORE (for pictures; scoring uses `rows`)."""
@@ -162,11 +163,11 @@ class GroundTruthReader:
             run = np.zeros(values.shape, dtype=np.uint8)
         else:
             previous, run = self._previous
-            if previous.shape != values.shape:
-                self._previous = None
-                raise ValueError(f"frame size changed within a video: {previous.shape} -> {values.shape} "
-                                 f"at {truth.path}")
-            run = advance_run(run, values == previous, self.plan.cap)
+            if previous.shape != values.shape:  # an error once the map is checked against this mask (VideoScorer)
+                truth.resized_from = previous.shape
+                run = np.zeros(values.shape, dtype=np.uint8)
+            else:
+                run = advance_run(run, values == previous, self.plan.cap)
         self._previous = (values, run)
         truth.run = run
         truth.constant = {n: int(np.count_nonzero(run >= n - 1)) for n in self.plan.lengths}
@@ -224,6 +225,11 @@ class VideoScorer:
         """Count one annotated frame (in order). PredictionError for a map of the wrong shape, type or range;
         MapError, naming an earlier frame, for one found bad since. `device_counts` forces the torch path
         (True) or numpy (False); by default tensors on a device other than the CPU are counted there."""
+        if hasattr(prediction, "shape"):
+            _check_shape(prediction, truth)  # first: a mask of another size than its frame is told as that
+        if truth.resized_from is not None:
+            raise ValueError(f"frame size changed within a video: {truth.resized_from} -> {truth.raw.shape} "
+                             f"at {truth.path}")
         if self.counts is None:
             on_device = _on_device(prediction) if device_counts is None else device_counts
             self.counts = _DeviceCounts(self.plan, prediction) if on_device else _HostCounts(self.plan)

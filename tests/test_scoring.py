@@ -157,3 +157,14 @@ def test_ground_truth_is_prepared_off_the_main_thread(tmp_path, monkeypatch):
     record = write_video(tmp_path / "video", [np.full(SIZE, 100, np.uint8)] * 6)
     fast(setting, "vspw", record, [np.zeros(SIZE, np.int64)] * 6, "numpy", "cpu")
     assert threads and threading.main_thread().name not in threads
+
+
+@pytest.mark.parametrize("path,device", PATHS)
+def test_a_video_whose_frames_change_size_is_refused_as_the_reference_refuses_it(tmp_path, path, device):
+    setting = make_setting(CARD, "unseen")
+    masks = [np.full(SIZE, 100, np.uint8), np.full((SIZE[0] + 1, SIZE[1]), 100, np.uint8)]
+    record = write_video(tmp_path / "video", masks)
+    with pytest.raises(ValueError, match=r"frame size changed within a video: \(12, 17\) -> \(13, 17\)"):
+        reference(setting, "vspw", masks, [np.zeros(m.shape, np.int64) for m in masks])
+    with pytest.raises(ValueError, match=r"frame size changed within a video: \(12, 17\) -> \(13, 17\) at .*00000001"):
+        fast(setting, "vspw", record, [np.zeros(m.shape, np.int64) for m in masks], path, device)
