@@ -61,7 +61,7 @@ def fingerprint(store: RunStore) -> str:
 
 def unchanged(store: RunStore, inputs: str) -> dict[str, Any] | None:
     """The stamp of the last report when it was drawn from these inputs and its files are all there."""
-    path = store.tables_dir / STAMP
+    path = store.root / STAMP
     try:
         stamp = read_json(path)
     except (OSError, ValueError):
@@ -73,6 +73,6 @@ def unchanged(store: RunStore, inputs: str) -> dict[str, Any] | None:
 
 
 def record(store: RunStore, inputs: str, headline: list[str], files: list[pathlib.Path]) -> None:
-    atomic_write_json(store.tables_dir / STAMP, {
+    atomic_write_json(store.root / STAMP, {
         "inputs": inputs, "time": now(), "headline": headline,
         "files": sorted(str(pathlib.Path(f).relative_to(store.root)) for f in files)})
