@@ -511,8 +511,8 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
     from benchmark.store import RunStore
 
     store = RunStore(output)
-    inputs = freshness.fingerprint(store)
-    stamp = None if redraw or bootstrap is not None else freshness.unchanged(store, inputs)
+    inputs = freshness.fingerprint(store) if bootstrap is None else None  # other intervals: drawn, never kept
+    stamp = freshness.unchanged(store, inputs) if inputs and not redraw else None
     if stamp is not None:
         for name in stamp["headline"]:
             print((store.tables_dir / f"{name}.md").read_text())
@@ -529,7 +529,7 @@ def _report(output: pathlib.Path, cell_ids: list[str] | None, tracking_uri: str 
         drawn = plots.write_plots(output, report.labels, report.rows)
         if drawn:
             print(f"plots: {', '.join(p.name for p in drawn)} in {output / 'plots'}")
-        if bootstrap is None:
+        if inputs:
             written = [store.tables_dir / f"{t.name}{suffix}" for t in report.tables for suffix in (".md", ".csv", ".tex")]
             freshness.record(store, inputs, [t.name for t in report.tables if t.headline], written + drawn)
     if tracking_uri is False:

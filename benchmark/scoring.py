@@ -32,7 +32,15 @@ import numpy as np
 from benchmark.data.frames import decode_workers, read_ahead
 from benchmark.data.records import DatasetError, MaskFormat, VideoRecord, read_mask, unknown_label_problem
 from benchmark.interface import ABSTAIN
-from benchmark.metrics import IGNORE, VC_RULES, ConfusionMatrix, PredictionError, VideoConsistency, check_prediction
+from benchmark.metrics import (
+    IGNORE,
+    VC_RULES,
+    ConfusionMatrix,
+    PredictionError,
+    VideoConsistency,
+    as_label_map,
+    check_prediction,
+)
 
 #: Row code of a mask value its format does not know (no row ever reaches it: rows are < 256 * 256).
 UNKNOWN = 0xFFFF
@@ -153,8 +161,7 @@ class GroundTruthReader:
         rows = np.take(self.rows, raw)
         if rows.size and rows.max() == UNKNOWN:
             mask_format = self.record.mask_format
-            unknown = [int(v) for v in np.unique(raw[~mask_format.known[raw]])]
-            raise DatasetError(str(unknown_label_problem(mask_format, unknown, path)))
+            raise DatasetError(str(unknown_label_problem(mask_format, mask_format.unknown_values(raw), path)))
         return GroundTruth(path, raw, rows, None, {}, self.record.mask_format)
 
     def _advance(self, truth: GroundTruth) -> None:
@@ -318,8 +325,7 @@ class _HostCounts:
 
     def checked(self, truth: GroundTruth, prediction: Any) -> np.ndarray:
         """The map as a uint8 copy (the method may reuse its array), or PredictionError."""
-        labels = _host_array(prediction)
-        _check_shape(labels, truth)
+        labels = as_label_map(prediction)  # its shape was checked by VideoScorer.add
         if not np.issubdtype(labels.dtype, np.integer):
             check_prediction(labels, self.plan.vocabulary, truth.raw.shape)  # raises, naming the type
         if labels.dtype != np.uint8 and labels.size:
@@ -350,17 +356,6 @@ class _HostCounts:
         return self.counts.reshape(self.plan.classes + 1, 256), None, []
 
 
-def _host_array(prediction: Any) -> np.ndarray:
-    if hasattr(prediction, "detach"):
-        prediction = prediction.detach()
-        if prediction.device.type != "cpu":
-            prediction = prediction.cpu()
-        return prediction.numpy()
-    if not isinstance(prediction, np.ndarray):
-        raise PredictionError(f"segment() yielded a {type(prediction).__name__}; expected an integer torch.Tensor [H, W]")
-    return prediction
-
-
 class _DeviceCounts:
     """torch, where the maps are: counts, invalid pixels and VC numerators stay on the device until the
     video finishes (no synchronisation per frame)."""
@@ -388,8 +383,7 @@ class _DeviceCounts:
         torch = self.torch
         if not hasattr(prediction, "detach"):
             raise PredictionError(f"segment() yielded a {type(prediction).__name__}; expected an integer torch.Tensor [H, W]")
-        labels = prediction.detach()
-        _check_shape(labels, truth)
+        labels = prediction.detach()  # its shape was checked by VideoScorer.add
         if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
             raise PredictionError(f"label map has dtype {labels.dtype}, expected an integer type")
         labels = labels.to(self.device).long()

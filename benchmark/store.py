@@ -65,15 +65,17 @@ def writing(path: pathlib.Path) -> Iterator[None]:
 def atomic_write_json(path: pathlib.Path, data: Any) -> None:
     """Write `data` to `path` whole or not at all, readable as the umask allows (as a plain `open` would
     make it), so colleagues on a shared file system can read results."""
+    def staged() -> tuple[int, str]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+
     temporary = None
     with writing(path):
         try:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+                descriptor, temporary = staged()
             except FileNotFoundError:  # an emptied parent (partial/) was removed meanwhile: make it again
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+                descriptor, temporary = staged()
             os.fchmod(descriptor, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
             with os.fdopen(descriptor, "w") as handle:
                 json.dump(data, handle, indent=1, allow_nan=False)

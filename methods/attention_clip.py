@@ -27,7 +27,7 @@ from benchmark.options import Range
 from benchmark.speeds import DEV_CPU, Speed
 from methods import clip as clip_module
 from methods import pamr
-from methods.windows import WindowedInference
+from methods.windows import WindowedInference, keep_ratio_size
 
 #: mmseg's Resize(scale=(2048, short_side), keep_ratio=True): the long side is capped here.
 LONG_SIDE_CAP = 2048
@@ -104,8 +104,7 @@ class AttentionClip(ImageMethod):
 
     def _resized(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        scale = min(LONG_SIDE_CAP / max(height, width), self.short_side / min(height, width))
-        size = (int(height * scale + 0.5), int(width * scale + 0.5))
+        size = keep_ratio_size(height, width, LONG_SIDE_CAP, self.short_side)
         if size == (height, width):
             return image
         resized = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)

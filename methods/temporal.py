@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from benchmark import options as typed_options
 from benchmark.interface import ImageMethod, Method, TableLabel, Video
 from benchmark.options import Range
+from methods import checkpoints
 
 PLACEMENTS = ("centred", "causal")
 WEIGHTS = ("uniform", "triangular")
@@ -72,11 +73,12 @@ class Temporal(Method):
     def table_label(cls, options: dict[str, Any], loaded: dict[str, Any]) -> TableLabel:
         from benchmark import registry
 
-        base_class = registry.get(options.get("base", "sclip"))
-        own = {"base", "window", "placement", "weights", "flow", "flow_model"}
+        own = cls.default_options()  # the wrapper's options; the rest are its base's
+        chosen = {**own, **options}
+        base_class = registry.get(chosen["base"])
         base_options = {**base_class.default_options(), **{k: v for k, v in options.items() if k not in own}}
         label = base_class.table_label(base_options, loaded.get("base") or {})
-        return label._replace(method=f"{label.method} + temporal ({options.get('window', 3)} frames)")
+        return label._replace(method=f"{label.method} + temporal ({chosen['window']} frames)")
 
     def setup(self, vocabulary: list[str], device: torch.device) -> None:
         self.device = device
@@ -152,17 +154,13 @@ def warp(scores: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def _load_raft(path: str, variant: str, device: torch.device):
-    import pathlib
-
     from torchvision.models import optical_flow
 
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"temporal flow={path}: no such file; give torchvision's {variant} weights "
-                                f"(e.g. {variant}_C_T_V2 from torchvision.models.optical_flow) as a local file")
+    state = checkpoints.read_state_dict(path, f"torchvision's {variant} weights (e.g. {variant}_C_T_V2 from "
+                                              "torchvision.models.optical_flow) as a local file")
     model = getattr(optical_flow, variant)(weights=None)
     try:
-        model.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+        model.load_state_dict(state)
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"temporal flow={path}: not {variant} weights ({str(error)[:300]}); set "
                          "--opt temporal.flow_model to the variant they are for") from error

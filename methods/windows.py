@@ -19,6 +19,13 @@ MODES = ("slide", "whole")
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
 
+def keep_ratio_size(height: int, width: int, long: int, short: int) -> tuple[int, int]:
+    """The (h, w) mmcv's keep-ratio rescale gives a frame: scaled by min(long / long side, short / short
+    side), each side int(x * factor + 0.5) (mmseg's `Resize(keep_ratio=True)`)."""
+    factor = min(long / max(height, width), short / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
 def window_starts(length: int, window: int, stride: int) -> list[int]:
     """Start offsets of windows covering 0..length, the last one flush with the end."""
     if length <= window:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from methods.windows import keep_ratio_size
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 SCALE = (1024, 1024)      # their MultiScaleFlipAug img_scale
@@ -27,8 +29,7 @@ def input_size(height: int, width: int, scale: tuple[int, int] = SCALE,
     """(rescaled (h, w), aligned (h, w)) for a frame of height x width, as mmcv computes them:
     factor = min(long / max(h, w), short / min(h, w)), sizes int(x * factor + 0.5), then each side
     rounded up to a multiple of `divisor`."""
-    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
-    rescaled = (int(height * factor + 0.5), int(width * factor + 0.5))
+    rescaled = keep_ratio_size(height, width, max(scale), min(scale))
     aligned = tuple(int(np.ceil(side / divisor)) * divisor for side in rescaled)
     return rescaled, aligned
 
